@@ -1,0 +1,1 @@
+"""Datasets: synthetic rendering, extraction of audio and frames, mixtures."""
