@@ -1,0 +1,149 @@
+"""Loading and validating ``params.yaml`` into typed configs.
+
+The JSON schema (``avsep/schemas/params.schema.yaml``) is the single definition of what is allowed; the
+Snakefile checks it with ``snakemake.utils.validate`` and :func:`load_params` checks it here, with error
+messages that name the offending key (``train.steps``). Cross-references the schema cannot express (a
+table naming an unknown model or dataset) are checked by :func:`check_references`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .frontend import FrontendConfig
+from .models.separator import SeparatorConfig, VisualConfig
+from .models.unet import UNetConfig
+from .train import TrainConfig
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """params.yaml is invalid; the message names the key."""
+
+
+def _key_path(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def validate(params: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the key of the first schema violation (best-matching error)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        where = _key_path(err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            keys = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
+            raise ConfigError(f"params.yaml: unknown key(s) {keys}")
+        raise ConfigError(f"params.yaml: invalid value for {where}: {err.message}")
+    check_references(params)
+
+
+def check_references(params: dict[str, Any]) -> None:
+    """Cross-checks: tables name existing datasets and models; lr milestones fall inside training."""
+    for tname, t in params.get("tables", {}).items():
+        if t["dataset"] not in params["datasets"]:
+            raise ConfigError(f"params.yaml: tables.{tname}.dataset names unknown dataset {t['dataset']!r}")
+        for m in t["methods"]:
+            if m not in params["models"]:
+                raise ConfigError(f"params.yaml: tables.{tname}.methods names unknown model variant {m!r}")
+    for s in params["train"]["lr_milestones"]:
+        if s >= params["train"]["steps"]:
+            raise ConfigError(f"params.yaml: train.lr_milestones has {s}, not below train.steps={params['train']['steps']}")
+    lo, hi = params["mixing"]["gain_range"]
+    if lo > hi:
+        raise ConfigError("params.yaml: mixing.gain_range must be [low, high] with low <= high")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    source: str
+    classes: str
+    clips_per_class: dict[str, int]
+    binaural: bool
+
+    @property
+    def channels(self) -> int:
+        return 2 if self.binaural else 1
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    name: str
+    label: str
+    separator: SeparatorConfig
+
+
+class Params:
+    """Typed view of a validated params dict."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        validate(raw)
+        self.raw = raw
+        self.seed: int = raw["seed"]
+        self.threads: int = raw["threads"]
+        a = raw["audio"]
+        self.frontend = FrontendConfig(
+            sample_rate=a["sample_rate"], clip_samples=a["clip_samples"], n_fft=a["n_fft"], hop=a["hop"],
+            warp_bins=a["warp_bins"],
+        )
+        self.fps: float = float(a["fps"])
+        self.synth: dict[str, Any] = raw["synth"]
+        self.datasets = {k: DatasetConfig(name=k, **v) for k, v in raw["datasets"].items()}
+        self.mixing: dict[str, Any] = raw["mixing"]
+        self.models = {k: self._variant(k, v) for k, v in raw["models"].items()}
+        t = raw["train"]
+        self.train = TrainConfig(
+            steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], lr_milestones=tuple(t["lr_milestones"]),
+            lr_gamma=t["lr_gamma"], grad_clip=t["grad_clip"], checkpoint_every=t["checkpoint_every"],
+            log_every=t["log_every"], seed=self.seed, threads=self.threads,
+        )
+        self.evaluate: dict[str, Any] = raw["evaluate"]
+        self.tables: dict[str, Any] = raw["tables"]
+
+    def _variant(self, name: str, v: dict[str, Any]) -> ModelVariant:
+        d = {**self.raw["model_defaults"], **v}
+        sep = SeparatorConfig(
+            fusion=d["fusion"],
+            k=d["k"],
+            middle_dim=d["k"],
+            unet=UNetConfig(ngf=d["ngf"]),
+            visual=VisualConfig(
+                kind=d["visual"], width=d["visual_width"], frame_size=d["frame_size"], n_frames=d["n_frames"],
+                weights=d["visual_weights"],
+            ),
+        )
+        return ModelVariant(name=name, label=d["label"], separator=sep)
+
+    def dataset(self, name: str) -> DatasetConfig:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise ConfigError(f"params.yaml: datasets.{name} is not defined (known: {sorted(self.datasets)})") from None
+
+    def model(self, name: str) -> ModelVariant:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ConfigError(f"params.yaml: models.{name} is not defined (known: {sorted(self.models)})") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    return Params(raw)

@@ -1,0 +1,166 @@
+"""Mix-and-separate: which clips are mixed, where they are cropped, and the fixed test mixture list.
+
+A mixture is N clips of N different labels. Training mixtures are drawn from a generator seeded by
+(seed, step, index), so any step's batch can be rebuilt (resume, distributed training). The test mixture
+list is a seeded manifest written once, so every model is scored on the same mixtures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..seeding import rng
+
+
+@dataclass(frozen=True)
+class MixSpec:
+    """One mixture: per source the clip row, crop start (samples), frame indices and gain."""
+
+    clips: tuple[str, ...]
+    labels: tuple[str, ...]
+    starts: tuple[int, ...]
+    frames: tuple[tuple[int, ...], ...]
+    gains: tuple[float, ...]
+
+
+def frame_indices(start: int, clip_samples: int, sample_rate: int, fps: float, n_frames_clip: int, k: int) -> tuple[int, ...]:
+    """0-based frame indices inside the crop: its centre for k=1, else evenly inside the crop.
+
+    For k frames the crop is divided into k equal parts and the centre of each part is taken.
+    """
+    dur = clip_samples / sample_rate
+    t0 = start / sample_rate
+    times = [t0 + dur * (j + 0.5) / k for j in range(k)]
+    return tuple(int(min(max(round(t * fps), 0), n_frames_clip - 1)) for t in times)
+
+
+def _check_pool(clips: pd.DataFrame, num_sources: int, where: str) -> dict[str, pd.DataFrame]:
+    groups = {str(lab): g.reset_index(drop=True) for lab, g in clips.groupby("label", sort=True)}
+    if len(groups) < num_sources:
+        raise ValueError(
+            f"{where}: mixing {num_sources} sources needs clips of at least {num_sources} labels, "
+            f"found {len(groups)} ({sorted(groups)})"
+        )
+    return groups
+
+
+def draw_mixture(
+    groups: dict[str, pd.DataFrame],
+    gen: np.random.Generator,
+    num_sources: int,
+    clip_samples: int,
+    sample_rate: int,
+    fps: float,
+    n_frames: int,
+    centre: bool,
+    gain_range: tuple[float, float] | None,
+) -> MixSpec:
+    """Draw one mixture: distinct labels, one clip each, a crop and frames per clip."""
+    labels = sorted(groups)
+    chosen = gen.choice(len(labels), size=num_sources, replace=False)
+    clips, labs, starts, frames, gains = [], [], [], [], []
+    for li in chosen:
+        g = groups[labels[int(li)]]
+        row = g.iloc[int(gen.integers(len(g)))]
+        slack = int(row["n_samples"]) - clip_samples
+        start = slack // 2 if centre else int(gen.integers(slack + 1))
+        clips.append(str(row["id"]))
+        labs.append(str(row["label"]))
+        starts.append(start)
+        frames.append(frame_indices(start, clip_samples, sample_rate, fps, int(row["n_frames"]), n_frames))
+        gains.append(float(gen.uniform(*gain_range)) if gain_range else 1.0)
+    return MixSpec(tuple(clips), tuple(labs), tuple(starts), tuple(frames), tuple(gains))
+
+
+def usable_clips(manifest: pd.DataFrame, split: str, clip_samples: int) -> pd.DataFrame:
+    """Rows of ``split`` that extracted fine and are long enough to crop."""
+    m = manifest[(manifest["status"] == "ok") & (manifest["split"] == split)]
+    return m[m["n_samples"] >= clip_samples].sort_values("id").reset_index(drop=True)
+
+
+def make_test_mixtures(
+    manifest: pd.DataFrame,
+    n_mixtures: int,
+    num_sources: int,
+    seed: int,
+    clip_samples: int,
+    sample_rate: int,
+    fps: float,
+    n_frames: int,
+    split: str = "test",
+) -> pd.DataFrame:
+    """The fixed, seeded test mixture list (centre crops, unit gains), one row per mixture."""
+    clips = usable_clips(manifest, split, clip_samples)
+    groups = _check_pool(clips, num_sources, f"test mixtures ({split} split)")
+    gen = rng("test-mixtures", seed)
+    rows = []
+    for i in range(n_mixtures):
+        spec = draw_mixture(groups, gen, num_sources, clip_samples, sample_rate, fps, n_frames, True, None)
+        row: dict[str, object] = {"mixture_id": f"mix{i:05d}"}
+        for j in range(num_sources):
+            row[f"clip_{j}"] = spec.clips[j]
+            row[f"label_{j}"] = spec.labels[j]
+            row[f"start_{j}"] = spec.starts[j]
+            row[f"frames_{j}"] = ",".join(str(f) for f in spec.frames[j])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def specs_from_table(table: pd.DataFrame, num_sources: int) -> list[MixSpec]:
+    """MixSpecs of a mixture list written by :func:`make_test_mixtures`."""
+    out = []
+    for _, r in table.iterrows():
+        out.append(
+            MixSpec(
+                clips=tuple(str(r[f"clip_{j}"]) for j in range(num_sources)),
+                labels=tuple(str(r[f"label_{j}"]) for j in range(num_sources)),
+                starts=tuple(int(r[f"start_{j}"]) for j in range(num_sources)),
+                frames=tuple(tuple(int(x) for x in str(r[f"frames_{j}"]).split(",")) for j in range(num_sources)),
+                gains=(1.0,) * num_sources,
+            )
+        )
+    return out
+
+
+class TrainSampler:
+    """Training mixtures as a pure function of (seed, step, index in batch)."""
+
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        num_sources: int,
+        seed: int,
+        clip_samples: int,
+        sample_rate: int,
+        fps: float,
+        n_frames: int,
+        gain_range: tuple[float, float] = (0.5, 1.5),
+        split: str = "train",
+    ) -> None:
+        self.groups = _check_pool(usable_clips(manifest, split, clip_samples), num_sources, f"training ({split} split)")
+        self.num_sources = num_sources
+        self.seed = seed
+        self.clip_samples = clip_samples
+        self.sample_rate = sample_rate
+        self.fps = fps
+        self.n_frames = n_frames
+        self.gain_range = gain_range
+
+    def batch(self, step: int, batch_size: int, rank_offset: int = 0) -> list[MixSpec]:
+        return [
+            draw_mixture(
+                self.groups,
+                rng("train-mixture", self.seed, step, rank_offset + i),
+                self.num_sources,
+                self.clip_samples,
+                self.sample_rate,
+                self.fps,
+                self.n_frames,
+                False,
+                self.gain_range,
+            )
+            for i in range(batch_size)
+        ]

@@ -1,0 +1,80 @@
+"""Visual encoders.
+
+``ResNet18Dilated`` is a ResNet-18 written here (torchvision is not usable on these CPU machines) with a
+``width`` parameter (64 in the papers) and a dilated last stage (output stride 16), as in
+Sound-of-Pixels. ``FrameEncoder`` adds the Sound-of-Pixels head: a 3x3 convolution to ``out_dim``
+channels, max-pooling over frames and space, and a sigmoid.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_c: int, out_c: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, out_c, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_c)
+        self.conv2 = nn.Conv2d(out_c, out_c, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_c)
+        self.relu = nn.ReLU(inplace=True)
+        self.down: nn.Module | None = None
+        if stride != 1 or in_c != out_c:
+            self.down = nn.Sequential(nn.Conv2d(in_c, out_c, 1, stride=stride, bias=False), nn.BatchNorm2d(out_c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idt = x if self.down is None else self.down(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu(y + idt)
+
+
+class ResNet18Dilated(nn.Module):
+    """ResNet-18 trunk; the last stage uses dilation 2 instead of stride 2 (output stride 16)."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
+        self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, stride=2), BasicBlock(2 * w, 2 * w))
+        self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, stride=2), BasicBlock(4 * w, 4 * w))
+        self.layer4 = nn.Sequential(
+            BasicBlock(4 * w, 8 * w, stride=1, dilation=2), BasicBlock(8 * w, 8 * w, dilation=2)
+        )
+        self.out_channels = 8 * w
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` (B, 3, H, W) float in [0, 1] -> feature map (B, 8w, H/16, W/16)."""
+        x = (images - self.mean) / self.std
+        x = self.stem(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class FrameEncoder(nn.Module):
+    """Sound-of-Pixels image branch: ResNet-18 -> conv 3x3 to ``out_dim`` -> max over frames and space."""
+
+    def __init__(self, width: int = 64, out_dim: int = 32, activation: str = "sigmoid") -> None:
+        super().__init__()
+        self.trunk = ResNet18Dilated(width)
+        self.head = nn.Conv2d(self.trunk.out_channels, out_dim, 3, padding=1)
+        self.activation = activation
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames`` (B, K, 3, H, W) in [0, 1] -> (B, out_dim)."""
+        b, k = frames.shape[:2]
+        x = self.head(self.trunk(frames.flatten(0, 1)))
+        x = x.view(b, k, x.shape[1], -1).amax(dim=(1, 3))
+        return torch.sigmoid(x) if self.activation == "sigmoid" else x

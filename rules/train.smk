@@ -1,0 +1,24 @@
+# Training of every model variant (GPU rule on clusters).
+
+
+rule train:
+    input:
+        "data/{dataset}/extract/manifest.parquet",
+    output:
+        checkpoint="models/{dataset}/{model}/checkpoint.pt",
+    params:
+        model=lambda w: model_params(w.model),
+        train=config["train"],
+        mixing=config["mixing"],
+        seed=config["seed"],
+    log:
+        "logs/train/{dataset}/{model}.log",
+    benchmark:
+        "logs/benchmarks/train/{dataset}/{model}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/train.py"

@@ -1,0 +1,7 @@
+"""Snakemake script: score a trained model (rule evaluate)."""
+from avsep import stages
+from avsep.workflow import rule_context
+
+with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
+    w, i, o = snakemake.wildcards, snakemake.input, snakemake.output  # noqa: F821
+    stages.evaluate(p, w.dataset, w.model, i.manifest, i.mixtures, i.checkpoint, o.per_mixture, o.summary)
