@@ -55,9 +55,19 @@ class StreamInfo:
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})")
+# The size is a standalone "WxH" token: "... yuv420p(progressive), 64x64 [SAR 1:1 DAR 1:1], ...". Requiring a
+# space or comma on both sides keeps codec tags such as "(avc1 / 0x31637661)" from matching. Cover art
+# ("(attached pic)") is an image, not a video stream, and is skipped.
+_VIDEO = re.compile(
+    r"Stream #\S+.*?: Video: (?![^\n]*attached pic)[^\n]*?[ ,](\d{1,5})x(\d{1,5})(?=[ ,\[]|$)", re.M
+)
 _FPS = re.compile(r"(\d+(?:\.\d+)?) fps")
-_AUDIO = re.compile(r"Stream #\S+.*?: Audio: [^,]+, (\d+) Hz, ([^,]+)")
+_AUDIO = re.compile(r"Stream #\S+.*?: Audio: [^\n]*?, (\d+) Hz, ([^,\n]+)")
+_LAYOUT_CHANNELS = {
+    "mono": 1, "stereo": 2, "downmix": 2, "2.1": 3, "3.0": 3,
+    "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6, "7.1": 8,
+}  # fmt: skip
+_UNREADABLE = ("Invalid data found", "moov atom not found", "Error opening input")
 
 
 def probe(path: str | os.PathLike[str]) -> StreamInfo:
@@ -69,7 +79,7 @@ def probe(path: str | os.PathLike[str]) -> StreamInfo:
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)], capture_output=True, text=True
     )
     text = proc.stderr
-    if "Invalid data found" in text or "moov atom not found" in text:
+    if any(marker in text for marker in _UNREADABLE):
         raise MediaError(f"{p}: not a readable media file (truncated or corrupt)")
     dur = None
     m = _DURATION.search(text)
@@ -79,14 +89,15 @@ def probe(path: str | os.PathLike[str]) -> StreamInfo:
     v = _VIDEO.search(text)
     fps = None
     if v:
-        line = text[v.start() : text.find("\n", v.start())]
+        end = text.find("\n", v.start())
+        line = text[v.start() : end if end >= 0 else len(text)]
         f = _FPS.search(line)
         fps = float(f.group(1)) if f else None
     a = _AUDIO.search(text)
     channels = None
     if a:
         layout = a.group(2).strip()
-        channels = {"mono": 1, "stereo": 2}.get(layout)
+        channels = _LAYOUT_CHANNELS.get(layout.split("(")[0])
         if channels is None:
             m2 = re.match(r"(\d+) channels", layout)
             channels = int(m2.group(1)) if m2 else None
