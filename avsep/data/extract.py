@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from PIL import Image
-from tqdm import tqdm
 
 from avsep.io import (
     STATUS_FAILED,
@@ -41,6 +40,7 @@ from avsep.io import (
     write_parquet,
 )
 from avsep.media import MediaError, StreamInfo, probe, run_ffmpeg
+from avsep.progress import progress as progress_bar
 
 #: Columns the extract stage adds to (or overwrites in) the raw manifest's rows.
 RESULT_COLUMNS = (
@@ -314,7 +314,7 @@ def extract_dataset(
 
     rows = raw.to_dict("records")
     results: dict[str, dict[str, Any]] = {}
-    with tqdm(total=len(rows), desc="extract", unit="clip", disable=not progress) as bar:
+    with progress_bar(total=len(rows), desc="extract", unit="clip", disable=not progress) as bar:
         counts = {"ok": 0, "failed": 0}
 
         def done(rid: str, res: dict[str, Any]) -> None:
