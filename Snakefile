@@ -1,5 +1,11 @@
 # avsep: audio-visual separation pipeline (HFRA, LAVSS). Wiring only: the logic lives in the avsep package.
+import os
+
 from snakemake.utils import min_version, validate
+
+# One BLAS thread per job: metrics are bit-reproducible and jobs do not oversubscribe the cores.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 min_version("9.0")
 

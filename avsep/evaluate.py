@@ -73,21 +73,6 @@ def summarize(per_mixture: pd.DataFrame) -> dict[str, float | int]:
     return aggregate(recs)
 
 
-@torch.no_grad()
-def mixture_baseline(store: ClipStore, mixtures: pd.DataFrame, cfg: EvalConfig, frontend: FrontendConfig) -> pd.DataFrame:
-    """Scores of the mixture itself used as every source's estimate (a lower reference)."""
-    specs = specs_from_table(mixtures, cfg.num_sources)
-    rows = []
-    for mid, spec in zip(mixtures["mixture_id"], specs):
-        audio = np.stack([store.audio(c, s, frontend.clip_samples)[0] for c, s in zip(spec.clips, spec.starts)])
-        src, mix = mix_sources(torch.from_numpy(audio)[None], torch.ones(1, len(spec.clips)))
-        est = mix.expand(len(spec.clips), -1).double().numpy()
-        res = evaluate_mixture(src[0].double().numpy(), est)
-        rows.append({"mixture_id": mid, "status": "skipped" if res is None else "scored",
-                     **({} if res is None else {"sdr": res["sdr"], "sir": res["sir"], "sar": res["sar"]})})
-    return pd.DataFrame(rows)
-
-
 def write_eval(per_mixture: pd.DataFrame, path: str | Path) -> None:
     from .io import write_parquet
 

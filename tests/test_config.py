@@ -1,18 +1,8 @@
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
 
 from avsep.config import ConfigError, Params, load_params
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _raw() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+from workflow_helpers import ROOT, copy_workflow, default_params, snakemake, write_params
 
 
 def test_default_params_are_valid():
@@ -34,26 +24,28 @@ def test_default_params_are_valid():
     ],
 )
 def test_schema_error_names_the_key(mutate, key):
-    raw = _raw()
+    raw = default_params()
     mutate(raw)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         Params(raw)
 
 
-def test_snakemake_stops_before_any_job_naming_the_key(tmp_path):
-    for name in ("Snakefile", "rules", "workflow_scripts", "envs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    (tmp_path / "avsep" / "schemas").mkdir(parents=True)
-    shutil.copy(ROOT / "avsep/schemas/params.schema.yaml", tmp_path / "avsep/schemas/")
-    raw = _raw()
-    raw["train"]["batch_size"] = "thirty-two"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "results/table1.csv"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
+@pytest.mark.parametrize(
+    "mutate, needles",
+    [
+        (lambda r: r["train"].__setitem__("batch_size", "thirty-two"), ("batch_size", "thirty-two")),
+        (lambda r: r["evaluate"].__setitem__("mask_treshold", 0.5), ("mask_treshold",)),
+        (lambda r: r["tables"]["table1"].__setitem__("methods", ["nope"]), ("tables.table1.methods", "nope")),
+    ],
+)
+def test_snakemake_stops_before_any_job_naming_the_key(tmp_path, mutate, needles):
+    copy_workflow(tmp_path)
+    raw = default_params()
+    mutate(raw)
+    write_params(tmp_path, raw)
+    proc = snakemake(tmp_path, "-n", "results/table1.csv", timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "batch_size" in out and "thirty-two" in out
+    for n in needles:
+        assert n in out
     assert not (tmp_path / "data").exists()
