@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .data.mixtures import Crop
 from .frontend import FrontendConfig
 from .models.separator import SeparatorConfig, VisualConfig
 from .models.unet import UNetConfig
@@ -124,6 +125,10 @@ class Params:
             ),
         )
         return ModelVariant(name=name, label=d["label"], separator=sep)
+
+    def crop(self, n_frames: int) -> Crop:
+        """Crop geometry of a source: the front-end clip length and rate, the frame rate, ``n_frames``."""
+        return Crop(self.frontend.clip_samples, self.frontend.sample_rate, self.fps, n_frames)
 
     def dataset(self, name: str) -> DatasetConfig:
         try:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import checkpoint
 from .config import Params
-from .data.mixtures import TrainSampler, make_test_mixtures
+from .data.mixtures import Crop, TrainSampler, make_test_mixtures
 from .data.store import ClipStore
 from .evaluate import EvalConfig, evaluate_model, summarize
 from .io import read_manifest, status_counts, write_csv, write_json, write_parquet
@@ -61,7 +61,7 @@ def test_mixtures(p: Params, dataset: str, manifest: str | Path, out: str | Path
     m = read_manifest(manifest)
     table = make_test_mixtures(
         m, n_mixtures=int(p.mixing["test_mixtures"]), num_sources=int(p.mixing["num_sources"]), seed=p.seed,
-        clip_samples=p.frontend.clip_samples, sample_rate=p.frontend.sample_rate, fps=p.fps, n_frames=n_frames,
+        crop=p.crop(n_frames),
     )
     write_parquet(table, out)
     return table
@@ -85,8 +85,7 @@ def train_model(p: Params, dataset: str, model: str, manifest: str | Path, out_c
     store = ClipStore(manifest, p.frontend.sample_rate, d.channels)
     sampler = TrainSampler(
         read_manifest(manifest), num_sources=int(p.mixing["num_sources"]), seed=p.seed,
-        clip_samples=p.frontend.clip_samples, sample_rate=p.frontend.sample_rate, fps=p.fps,
-        n_frames=v.separator.visual.n_frames, gain_range=tuple(p.mixing["gain_range"]),
+        crop=p.crop(v.separator.visual.n_frames), gain_range=tuple(p.mixing["gain_range"]),
     )
     data = TrainData(store=store, sampler=sampler, frame_size=v.separator.visual.frame_size, frontend=p.frontend)
     meta = {

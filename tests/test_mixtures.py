@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from avsep.data.mixtures import TrainSampler, frame_indices, make_test_mixtures
+from avsep.data.mixtures import Crop, TrainSampler, frame_indices, make_test_mixtures
 from avsep.mixing import mix_sources
 
 
@@ -16,7 +16,7 @@ def _manifest(n_labels=4, per_label=3, n_samples=90000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-KW = dict(num_sources=2, clip_samples=65535, sample_rate=11025, fps=8.0, n_frames=3)
+KW = dict(num_sources=2, crop=Crop(clip_samples=65535, sample_rate=11025, fps=8.0, n_frames=3))
 
 
 def test_test_mixture_list_is_identical_across_runs_and_seeded():

@@ -29,8 +29,7 @@ def micro(tmp_path_factory):
 
 def _data(p: Params, manifest: Path) -> TrainData:
     v = p.models["sop"].separator.visual
-    sampler = TrainSampler(read_manifest(manifest), num_sources=2, seed=p.seed, clip_samples=65535,
-                           sample_rate=11025, fps=p.fps, n_frames=v.n_frames)
+    sampler = TrainSampler(read_manifest(manifest), num_sources=2, seed=p.seed, crop=p.crop(v.n_frames))
     return TrainData(ClipStore(manifest, 11025), sampler, v.frame_size, p.frontend)
 
 

@@ -26,6 +26,19 @@ class MixSpec:
     gains: tuple[float, ...]
 
 
+@dataclass(frozen=True)
+class Crop:
+    """Where a source is read: crop length and rate, frame rate, and frames per source."""
+
+    clip_samples: int
+    sample_rate: int
+    fps: float
+    n_frames: int
+
+    def frames(self, start: int, n_frames_clip: int) -> tuple[int, ...]:
+        return frame_indices(start, self.clip_samples, self.sample_rate, self.fps, n_frames_clip, self.n_frames)
+
+
 def frame_indices(start: int, clip_samples: int, sample_rate: int, fps: float, n_frames_clip: int, k: int) -> tuple[int, ...]:
     """0-based frame indices inside the crop: its centre for k=1, else evenly inside the crop.
 
@@ -51,10 +64,7 @@ def draw_mixture(
     groups: dict[str, pd.DataFrame],
     gen: np.random.Generator,
     num_sources: int,
-    clip_samples: int,
-    sample_rate: int,
-    fps: float,
-    n_frames: int,
+    crop: Crop,
     centre: bool,
     gain_range: tuple[float, float] | None,
 ) -> MixSpec:
@@ -65,12 +75,12 @@ def draw_mixture(
     for li in chosen:
         g = groups[labels[int(li)]]
         row = g.iloc[int(gen.integers(len(g)))]
-        slack = int(row["n_samples"]) - clip_samples
+        slack = int(row["n_samples"]) - crop.clip_samples
         start = slack // 2 if centre else int(gen.integers(slack + 1))
         clips.append(str(row["id"]))
         labs.append(str(row["label"]))
         starts.append(start)
-        frames.append(frame_indices(start, clip_samples, sample_rate, fps, int(row["n_frames"]), n_frames))
+        frames.append(crop.frames(start, int(row["n_frames"])))
         gains.append(float(gen.uniform(*gain_range)) if gain_range else 1.0)
     return MixSpec(tuple(clips), tuple(labs), tuple(starts), tuple(frames), tuple(gains))
 
@@ -86,19 +96,16 @@ def make_test_mixtures(
     n_mixtures: int,
     num_sources: int,
     seed: int,
-    clip_samples: int,
-    sample_rate: int,
-    fps: float,
-    n_frames: int,
+    crop: Crop,
     split: str = "test",
 ) -> pd.DataFrame:
     """The fixed, seeded test mixture list (centre crops, unit gains), one row per mixture."""
-    clips = usable_clips(manifest, split, clip_samples)
+    clips = usable_clips(manifest, split, crop.clip_samples)
     groups = _check_pool(clips, num_sources, f"test mixtures ({split} split)")
     gen = rng("test-mixtures", seed)
     rows = []
     for i in range(n_mixtures):
-        spec = draw_mixture(groups, gen, num_sources, clip_samples, sample_rate, fps, n_frames, True, None)
+        spec = draw_mixture(groups, gen, num_sources, crop, True, None)
         row: dict[str, object] = {"mixture_id": f"mix{i:05d}"}
         for j in range(num_sources):
             row[f"clip_{j}"] = spec.clips[j]
@@ -133,20 +140,14 @@ class TrainSampler:
         manifest: pd.DataFrame,
         num_sources: int,
         seed: int,
-        clip_samples: int,
-        sample_rate: int,
-        fps: float,
-        n_frames: int,
+        crop: Crop,
         gain_range: tuple[float, float] = (0.5, 1.5),
         split: str = "train",
     ) -> None:
-        self.groups = _check_pool(usable_clips(manifest, split, clip_samples), num_sources, f"training ({split} split)")
+        self.groups = _check_pool(usable_clips(manifest, split, crop.clip_samples), num_sources, f"training ({split} split)")
         self.num_sources = num_sources
         self.seed = seed
-        self.clip_samples = clip_samples
-        self.sample_rate = sample_rate
-        self.fps = fps
-        self.n_frames = n_frames
+        self.crop = crop
         self.gain_range = gain_range
 
     def batch(self, step: int, batch_size: int, rank_offset: int = 0) -> list[MixSpec]:
@@ -155,10 +156,7 @@ class TrainSampler:
                 self.groups,
                 rng("train-mixture", self.seed, step, rank_offset + i),
                 self.num_sources,
-                self.clip_samples,
-                self.sample_rate,
-                self.fps,
-                self.n_frames,
+                self.crop,
                 False,
                 self.gain_range,
             )
