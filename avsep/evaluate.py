@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .data.mixtures import specs_from_table
 from .data.store import ClipStore, load_batch

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import checkpoint
 from .config import Params
-from .data.mixtures import Crop, TrainSampler, make_test_mixtures
+from .data.mixtures import TrainSampler, make_test_mixtures
 from .data.store import ClipStore
 from .evaluate import EvalConfig, evaluate_model, summarize
 from .io import read_manifest, status_counts, write_csv, write_json, write_parquet

@@ -504,7 +504,7 @@ def plan_layout(cfg: SynthConfig, plan: ClipPlan) -> list[Layout]:
     """
     spec = get_instrument(plan.label)
     gen = rng(plan.seed, "layout")
-    S, T, n_inst = cfg.frame_size, cfg.n_frames, cfg.instances_per_clip
+    S, n_inst = cfg.frame_size, cfg.instances_per_clip
     zone_offset = derive_seed(cfg.seed, plan.label, plan.split) % 3
     jitter_rgb = gen.uniform(-6.0, 6.0, size=3).astype(np.float32)
     layouts = []
