@@ -2,6 +2,8 @@
 
 
 rule synth:
+    input:
+        code=code(*DATA_CODE),
     output:
         "data/{dataset}/raw/manifest.parquet",
     params:
@@ -24,6 +26,7 @@ rule synth:
 rule extract:
     input:
         "data/{dataset}/raw/manifest.parquet",
+        code=code(*DATA_CODE),
     output:
         "data/{dataset}/extract/manifest.parquet",
     params:

@@ -6,6 +6,7 @@ rule evaluate:
         manifest="data/{dataset}/extract/manifest.parquet",
         mixtures="data/{dataset}/test_mixtures.parquet",
         checkpoint="models/{dataset}/{model}/checkpoint.pt",
+        code=code(*MODEL_CODE, "inference.py", "metrics.py", "evaluate.py"),
     output:
         per_mixture="results/eval/{dataset}/{model}.parquet",
         summary="results/eval/{dataset}/{model}.json",

@@ -4,6 +4,7 @@
 rule test_mixtures:
     input:
         "data/{dataset}/extract/manifest.parquet",
+        code=code("data/mixtures.py", "seeding.py"),
     output:
         "data/{dataset}/test_mixtures.parquet",
     params:

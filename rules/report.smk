@@ -8,6 +8,7 @@ rule table1:
             dataset=config["tables"]["table1"]["dataset"],
             model=config["tables"]["table1"]["methods"],
         ),
+        code=code("report.py"),
     output:
         "results/table1.csv",
     params:

@@ -4,6 +4,7 @@
 rule train:
     input:
         "data/{dataset}/extract/manifest.parquet",
+        code=code(*MODEL_CODE, "train.py"),
     output:
         checkpoint="models/{dataset}/{model}/checkpoint.pt",
     params:

@@ -40,3 +40,16 @@ def test_dag_runs_end_to_end_then_has_nothing_to_do(tmp_path):
     second = snakemake(tmp_path, "-n", "results/table1.csv")
     assert second.returncode == 0
     assert "Nothing to be done" in second.stdout + second.stderr
+
+    # Editing package code a rule runs makes that rule (and only what depends on it) out of date.
+    import os
+    import time
+
+    report_src = tmp_path / "avsep/report.py"
+    later = time.time() + 5
+    os.utime(report_src, (later, later))
+    third = snakemake(tmp_path, "-n", "results/table1.csv")
+    out = third.stdout + third.stderr
+    assert "rule table1:" in out or "localrule table1:" in out
+    assert "avsep/report.py" in out
+    assert "rule train:" not in out and "localrule train:" not in out

@@ -12,16 +12,22 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "avsep/schemas/params.schema.yaml")
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "avsep")
 
 
 def copy_workflow(dest: Path) -> None:
-    """The workflow files (not the data) into ``dest``; the avsep package comes from the environment."""
+    """The workflow files and the package sources they track (not the data) into ``dest``.
+
+    The package that runs is the installed one; the copied sources are the rules' code inputs.
+    """
     for name in WORKFLOW_FILES:
         src = ROOT / name
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, target)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, target)
 
 
 def default_params() -> dict[str, Any]:
