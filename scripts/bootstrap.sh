@@ -28,7 +28,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "bootstr
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # PyTorch first and pinned, so the resolver does not pull a different build (override with AVSEP_TORCH).
 python -c "import torch" 2>/dev/null || python -m pip install -q "${AVSEP_TORCH:-torch==2.13.0}"
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,real]"
 # tinysoundfont without its pyaudio dependency (live playback only; it needs portaudio headers).
 python -c "import tinysoundfont" 2>/dev/null || python -m pip install -q --no-deps "tinysoundfont==0.3.7"
 
