@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .unet import UNet7
-from .visual import IMAGENET_MEAN, IMAGENET_STD, BasicBlock
+from .visual import ResNet18
 
 # ----------------------------------------------------------------------------------------------------------
 # Position encoding
@@ -178,28 +178,16 @@ class CropEncoder(nn.Module):
 
     def __init__(self, width: int = 64, d_model: int | None = None) -> None:
         super().__init__()
-        w = width
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(w),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, stride=2, padding=1),
-        )
-        self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
-        self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, stride=2), BasicBlock(2 * w, 2 * w))
-        self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, stride=2), BasicBlock(4 * w, 4 * w))
-        self.layer4 = nn.Sequential(BasicBlock(4 * w, 8 * w, stride=2), BasicBlock(8 * w, 8 * w))
+        self.trunk = ResNet18(width, dilate_last=False)
+        c = self.trunk.out_channels
         self.proj: nn.Module | None = None
-        if d_model is not None and d_model != 8 * w:
-            self.proj = nn.Conv2d(8 * w, d_model, 1)
-        self.out_channels = d_model if d_model is not None else 8 * w
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if d_model is not None and d_model != c:
+            self.proj = nn.Conv2d(c, d_model, 1)
+        self.out_channels = d_model if d_model is not None else c
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         """``crops`` (B, 3, 224, 224) in [0, 1] -> (B, out_channels, 7, 7)."""
-        x = self.stem((crops - self.mean) / self.std)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.trunk(crops)
         return x if self.proj is None else self.proj(x)
 
 

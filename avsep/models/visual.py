@@ -34,10 +34,14 @@ class BasicBlock(nn.Module):
         return self.relu(y + idt)
 
 
-class ResNet18Dilated(nn.Module):
-    """ResNet-18 trunk; the last stage uses dilation 2 instead of stride 2 (output stride 16)."""
+class ResNet18(nn.Module):
+    """ResNet-18 trunk with a ``width`` parameter (64 in the papers).
 
-    def __init__(self, width: int = 64) -> None:
+    With ``dilate_last`` the last stage uses dilation 2 instead of stride 2 (output stride 16, as in
+    Sound-of-Pixels); without it this is the standard stride-32 ResNet-18 (7 x 7 maps at 224 px).
+    """
+
+    def __init__(self, width: int = 64, dilate_last: bool = True) -> None:
         super().__init__()
         w = width
         self.stem = nn.Sequential(
@@ -49,18 +53,24 @@ class ResNet18Dilated(nn.Module):
         self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
         self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, stride=2), BasicBlock(2 * w, 2 * w))
         self.layer3 = nn.Sequential(BasicBlock(2 * w, 4 * w, stride=2), BasicBlock(4 * w, 4 * w))
+        stride, dilation = (1, 2) if dilate_last else (2, 1)
         self.layer4 = nn.Sequential(
-            BasicBlock(4 * w, 8 * w, stride=1, dilation=2), BasicBlock(8 * w, 8 * w, dilation=2)
+            BasicBlock(4 * w, 8 * w, stride=stride, dilation=dilation), BasicBlock(8 * w, 8 * w, dilation=dilation)
         )
         self.out_channels = 8 * w
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` (B, 3, H, W) float in [0, 1] -> feature map (B, 8w, H/16, W/16)."""
+        """``images`` (B, 3, H, W) float in [0, 1] -> feature map (B, 8w, H/16 or H/32, ...)."""
         x = (images - self.mean) / self.std
         x = self.stem(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def ResNet18Dilated(width: int = 64) -> ResNet18:  # noqa: N802 - a named configuration of ResNet18
+    """The Sound-of-Pixels trunk: ResNet-18 with a dilated last stage (output stride 16)."""
+    return ResNet18(width, dilate_last=True)
 
 
 class FrameEncoder(nn.Module):
