@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .waveform import as_waveform
+
 __all__ = [
     "attack_ratio",
     "class_properties",
@@ -36,16 +38,6 @@ DEFAULT_FMIN = 65.40639132514966
 DEFAULT_FMAX = 2093.004522404789
 
 
-def _as_wave(x: np.ndarray) -> np.ndarray:
-    """``x`` as a finite, non-empty 1-D float64 array; ValueError otherwise."""
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"expected a non-empty 1-D waveform, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("waveform contains NaN or inf")
-    return arr
-
-
 # --------------------------------------------------------------------------- transient property
 
 
@@ -55,7 +47,7 @@ def attack_ratio(x: np.ndarray) -> float:
     The crest factor of the whole clip: ``sqrt(2)`` for a sine, 1 for a constant, ``sqrt(N)`` for a
     single impulse among ``N`` samples. Returns NaN for an all-zero clip (0/0).
     """
-    arr = _as_wave(x)
+    arr = as_waveform(x)
     rms = math.sqrt(float(np.mean(arr * arr)))
     if rms == 0.0:
         return float("nan")
@@ -101,7 +93,7 @@ def estimate_f0(
     """
     import librosa
 
-    arr = _as_wave(x)
+    arr = as_waveform(x)
     lo, hi = _f0_range(sample_rate, fmin, fmax)
     frame_length = frame_length or default_frame_length(sample_rate)
     hop_length = hop_length or frame_length // 4
@@ -162,7 +154,7 @@ def harmonic_energies(
     np.ndarray:
         (n_harmonics,) float64; all NaN when pYIN finds no voiced frame.
     """
-    arr = _as_wave(x)
+    arr = as_waveform(x)
     frame_length = frame_length or default_frame_length(sample_rate)
     hop_length = frame_length // 4
     f0, voiced = estimate_f0(arr, sample_rate, fmin, fmax, frame_length, hop_length)

@@ -32,6 +32,7 @@ import torch
 
 from avsep.frontend import FrontendConfig, istft, stft
 from avsep.metrics import evaluate_mixture
+from avsep.waveform import as_waveform
 
 __all__ = [
     "evaluate_permuted",
@@ -52,16 +53,6 @@ _EPS = 1e-12
 
 def _config(sample_rate: int, n_fft: int, hop: int, length: int) -> FrontendConfig:
     return FrontendConfig(sample_rate=sample_rate, clip_samples=length, n_fft=n_fft, hop=hop)
-
-
-def _check_mixture(mixture: np.ndarray) -> np.ndarray:
-    """``mixture`` as a finite 1-D float64 array; ValueError otherwise."""
-    x = np.asarray(mixture, dtype=np.float64)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"mixture must be a non-empty 1-D waveform, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("mixture contains NaN or inf")
-    return x
 
 
 def _mixture_stft(x: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
@@ -258,7 +249,7 @@ def nmf_mfcc_separate(
     np.ndarray:
         float64 array (n_sources, len(mixture)).
     """
-    x = _check_mixture(mixture)
+    x = as_waveform(mixture, "mixture")
     if not 1 <= n_sources <= n_components:
         raise ValueError(f"need 1 <= n_sources <= n_components, got {n_sources}, {n_components}")
     cfg = _config(sample_rate, n_fft, hop, len(x))
@@ -355,7 +346,7 @@ def rpca_separate(
         references by the permutation that maximises the mean SDR (:func:`evaluate_permuted`),
         i.e. RPCA is scored *with* permutation.
     """
-    x = _check_mixture(mixture)
+    x = as_waveform(mixture, "mixture")
     cfg = _config(sample_rate, n_fft, hop, len(x))
     spec = _mixture_stft(x, cfg)
     low, sparse, _ = rpca(np.abs(spec), lam=lam, max_iter=max_iter, tol=tol)

@@ -89,3 +89,15 @@ def test_class_properties() -> None:
     assert pure["harmonic_complexity"] == pytest.approx(0.0, abs=1e-3)
     assert rich["harmonic_complexity"] == pytest.approx(_closed_form(AMPS), abs=0.02)
     assert rich["attack_ratio"] > pure["attack_ratio"]
+
+
+def test_bad_waveforms_are_rejected_by_name():
+    import pytest
+
+    from avsep.acoustics import attack_ratio
+    from avsep.baselines import rpca_separate
+
+    with pytest.raises(ValueError, match="signal contains NaN"):
+        attack_ratio(np.array([0.1, np.nan]))
+    with pytest.raises(ValueError, match="mixture must be a non-empty 1-D waveform"):
+        rpca_separate(np.zeros((2, 100)), 11025)
