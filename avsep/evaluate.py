@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,8 +70,3 @@ def summarize(per_mixture: pd.DataFrame) -> dict[str, float | int]:
     ]
     return aggregate(recs)
 
-
-def write_eval(per_mixture: pd.DataFrame, path: str | Path) -> None:
-    from .io import write_parquet
-
-    write_parquet(per_mixture, path)

@@ -107,12 +107,3 @@ def mask_weight(warped_mix_mag: torch.Tensor) -> torch.Tensor:
     """Per-bin weight of the binary-mask BCE: clamp(log1p(|X| warped), 1e-3, 10)."""
     return torch.clamp(torch.log1p(warped_mix_mag), 1e-3, 10.0)
 
-
-def apply_mask(mask_warped: torch.Tensor, mix_spec: torch.Tensor, cfg: FrontendConfig) -> torch.Tensor:
-    """Estimated waveform from a warped mask (B, 1, W, T) and the mixture STFT (B, n_freq, T).
-
-    The mask is unwarped to linear frequency, multiplied with the mixture magnitude and combined with
-    the mixture phase; the result is inverted with :func:`istft`.
-    """
-    mask = unwarp(mask_warped, cfg)[:, 0]
-    return istft(mask * mix_spec, cfg)
