@@ -1,7 +1,22 @@
-# Data stages: render (synthetic) or download (real) videos, then extract audio and frames.
+# Data stages: render (synthetic) or fetch (real) videos, then extract audio and frames.
+# Which rules make data/{dataset}/raw/manifest.parquet is decided by datasets.<name>.source through the
+# wildcard constraints SYNTH_DATASETS / REAL_DATASETS (rules/common.smk):
+#   synth:                                  synth
+#   music, music21, vggsound, fairplay, local: metadata -> clips -> download (a checkpoint)
+# metadata and download need internet, so they run on the submitting machine, not on cluster nodes.
+
+
+localrules:
+    metadata,
+    download,
+
+
+CLIP_TABLE_KEYS = ("source", "metadata", "split", "clip_seconds", "fold")  # what the clip table depends on
 
 
 rule synth:
+    wildcard_constraints:
+        dataset=SYNTH_DATASETS,
     input:
         code=code(*DATA_CODE),
     output:
@@ -23,9 +38,73 @@ rule synth:
         "../workflow_scripts/synth.py"
 
 
+rule metadata:
+    wildcard_constraints:
+        dataset=REAL_DATASETS,
+    input:
+        code=code(*REAL_DATA_CODE),
+    output:
+        "data/{dataset}/meta/metadata.json",
+    params:
+        metadata=lambda w: config["datasets"][w.dataset]["metadata"],
+    log:
+        "logs/metadata/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/metadata/{dataset}.tsv"
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/metadata.py"
+
+
+rule clips:
+    wildcard_constraints:
+        dataset=REAL_DATASETS,
+    input:
+        record="data/{dataset}/meta/metadata.json",
+        code=code(*REAL_DATA_CODE),
+    output:
+        "data/{dataset}/clips.parquet",
+    params:
+        parse=lambda w: {k: v for k, v in config["datasets"][w.dataset].items() if k in CLIP_TABLE_KEYS},
+        seed=config["seed"],
+    log:
+        "logs/clips/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/clips/{dataset}.tsv"
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/clips.py"
+
+
+checkpoint download:
+    wildcard_constraints:
+        dataset=REAL_DATASETS,
+    input:
+        clips="data/{dataset}/clips.parquet",
+        code=code(*REAL_DATA_CODE),
+    output:
+        "data/{dataset}/raw/manifest.parquet",
+    params:
+        dataset=lambda w: config["datasets"][w.dataset],
+        sample_rate=config["audio"]["sample_rate"],
+    log:
+        "logs/download/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/download/{dataset}.tsv"
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/download.py"
+
+
 rule extract:
     input:
-        "data/{dataset}/raw/manifest.parquet",
+        raw_manifest,
         code=code(*DATA_CODE),
     output:
         "data/{dataset}/extract/manifest.parquet",

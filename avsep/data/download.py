@@ -555,7 +555,11 @@ def verify_video(path: Path) -> None:
 
 
 def download_dataset(
-    meta: pd.DataFrame, out_dir: str | Path, cfg: DownloadConfig | None = None, progress: bool = True
+    meta: pd.DataFrame,
+    out_dir: str | Path,
+    cfg: DownloadConfig | None = None,
+    progress: bool = True,
+    write_manifest: bool = True,
 ) -> pd.DataFrame:
     """Download every row of ``meta`` into ``out_dir``; write and return the raw manifest.
 
@@ -564,7 +568,8 @@ def download_dataset(
     already downloaded (file present and archived) are not fetched again; failed clips are retried on
     every run. Every input row becomes exactly one manifest row, ``ok`` or ``failed`` with a reason.
     The manifest (``out_dir/manifest.parquet``, sorted by id) is written atomically at the end, and a
-    summary ``download: ok=N failed=M`` is printed.
+    summary ``download: ok=N failed=M`` is printed. With ``write_manifest=False`` the manifest is only
+    returned (a caller that adds rows of its own writes it once, complete).
 
     Raises:
         ValueError: ``meta`` lacks a required column or has duplicate ids.
@@ -589,7 +594,8 @@ def download_dataset(
         _run_rows(rows, lambda r: _download_row(r, out_dir, cfg, archive), done, cfg.workers)
     shutil.rmtree(out_dir / TMP_DIR_NAME, ignore_errors=True)
     df = _assemble(meta, results)
-    write_parquet(df, out_dir / "manifest.parquet")
+    if write_manifest:
+        write_parquet(df, out_dir / "manifest.parquet")
     print(f"download: {status_counts(df)}", flush=True)
     return df
 

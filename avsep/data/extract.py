@@ -1,7 +1,9 @@
 """Extract stage: decode every downloaded/rendered clip into a wav and a directory of JPEG frames.
 
 Input is a "raw" manifest (parquet; columns at least ``id, status, reason, label, split, path`` where
-``path`` is the video relative to the manifest's directory). Output, under ``out_dir``::
+``path`` is the video relative to the manifest's directory). An optional column ``audio_path`` names a
+separate sound file (FAIR-Play's binaural wavs): where it is set, the audio comes from it and only the
+frames from the video. Output, under ``out_dir``::
 
     audio/{id}.wav          PCM 16-bit, ``cfg.sample_rate`` Hz, ``cfg.channels`` channels
     frames/{id}/000001.jpg  JPEG frames sampled at ``cfg.fps`` (numbered from 1)
@@ -16,10 +18,10 @@ outputs or none. A failing clip becomes a ``failed`` row with a specific reason 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,9 @@ SILENCE_PEAK = 1e-4
 _DECODE_ERRORS = ("partial file", "Invalid data found")
 #: ffmpeg's "[in#0/mov,mp4 @ 0x55d0c...] " context prefix: a memory address, so never part of a reason.
 _FFMPEG_CONTEXT = re.compile(r"\[[^\]]* @ 0x[0-9a-fA-F]+\]\s*")
+#: ffmpeg's message for an output none of whose streams got a packet (a video stream with no
+#: decodable frame, e.g. its only keyframe missing).
+_NO_PACKETS = "received no packets"
 
 
 class ExtractError(MediaError):
@@ -119,8 +124,13 @@ class ExtractConfig:
 # --------------------------------------------------------------------------------------------------
 
 
-def extract_clip(video: Path, wav_out: Path, frames_out: Path, cfg: ExtractConfig) -> dict[str, Any]:
+def extract_clip(
+    video: Path, wav_out: Path, frames_out: Path, cfg: ExtractConfig, audio: Path | None = None
+) -> dict[str, Any]:
     """Decode ``video`` into ``wav_out`` (PCM 16-bit) and ``frames_out/000001.jpg, ...``.
+
+    With ``audio`` (a separate sound file, e.g. FAIR-Play's binaural wav) the audio is decoded from it
+    and the video only gives the frames.
 
     Both outputs are written atomically: on any error neither is created (existing ones are left as
     they were). Returns ``n_samples, n_frames, duration, sample_rate, channels, width, height``.
@@ -131,9 +141,14 @@ def extract_clip(video: Path, wav_out: Path, frames_out: Path, cfg: ExtractConfi
             audio, or no frame decoded. The message names the file.
     """
     video = Path(video)
-    _check_streams(video, cfg)
+    if audio is None:
+        _check_streams(video, cfg)
+    else:
+        audio = Path(audio)
+        _check_streams(video, cfg, need_audio=False)
+        _check_streams(audio, cfg, need_video=False)
     with atomic_path(wav_out) as tmp_wav, atomic_dir(frames_out) as tmp_frames:
-        _run_ffmpeg_checked(video, _ffmpeg_args(video, tmp_wav, tmp_frames, cfg))
+        _run_ffmpeg_checked(video, _ffmpeg_args(video, tmp_wav, tmp_frames, cfg, audio))
         n_samples = _check_audio(video, tmp_wav, cfg)
         frames = _check_frames(video, tmp_frames)
     width, height = _image_size(Path(frames_out) / frames[0].name)
@@ -148,25 +163,29 @@ def extract_clip(video: Path, wav_out: Path, frames_out: Path, cfg: ExtractConfi
     }
 
 
-def _check_streams(video: Path, cfg: ExtractConfig) -> StreamInfo:
+def _check_streams(video: Path, cfg: ExtractConfig, need_audio: bool = True, need_video: bool = True) -> StreamInfo:
     """Probe ``video`` and reject what cannot give a valid clip before decoding anything."""
     try:
         info = probe(video)
     except MediaError as e:
         raise ExtractError(video, _strip_path(str(e), video)) from None
-    if not info.has_audio:
+    if need_audio and not info.has_audio:
         raise ExtractError(video, "no audio stream")
-    if not info.has_video:
+    if need_video and not info.has_video:
         raise ExtractError(video, "no video stream (0 frames)")
-    if info.channels is not None and info.channels < cfg.channels:
+    if need_audio and info.channels is not None and info.channels < cfg.channels:
         if info.channels == 1 and cfg.channels == 2:
             raise ExtractError(video, "mono audio where binaural (2-channel) is expected")
         raise ExtractError(video, f"{info.channels}-channel audio where {cfg.channels} channels are expected")
     return info
 
 
-def _ffmpeg_args(video: Path, wav: Path, frames_dir: Path, cfg: ExtractConfig) -> list[str]:
+def _ffmpeg_args(
+    video: Path, wav: Path, frames_dir: Path, cfg: ExtractConfig, audio: Path | None = None
+) -> list[str]:
     """One ffmpeg invocation, two outputs: the first audio stream as wav, the first video stream as JPEGs.
+
+    The audio stream is the video's own, or the first one of ``audio`` when it is given.
 
     ``-bitexact`` and ``-map_metadata -1`` keep the encoder version out of the files so they are
     byte-stable across ffmpeg builds.
@@ -177,10 +196,11 @@ def _ffmpeg_args(video: Path, wav: Path, frames_dir: Path, cfg: ExtractConfig) -
         # Short side -> s, long side keeps the aspect (-1); a square source gives exactly s x s.
         vf += f",scale=w='if(lte(iw,ih),{s},-1)':h='if(lte(iw,ih),-1,{s})'"
     vf += ",setsar=1"
+    inputs = ["-i", str(video)] + (["-i", str(audio)] if audio is not None else [])
     return [
-        "-i", str(video),
+        *inputs,
         # audio
-        "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-map", "1:a:0" if audio is not None else "0:a:0", "-vn", "-sn", "-dn",
         "-ac", str(cfg.channels), "-ar", str(cfg.sample_rate), "-c:a", "pcm_s16le",
         "-map_metadata", "-1", "-bitexact", "-f", "wav", str(wav),
         # frames
@@ -196,7 +216,10 @@ def _run_ffmpeg_checked(video: Path, args: list[str]) -> None:
     try:
         proc = run_ffmpeg(args, what=str(video))
     except MediaError as e:
-        raise ExtractError(video, _strip_path(str(e), video)) from None
+        msg = str(e)
+        if _NO_PACKETS in msg and "/image2 @" in msg:  # the frames output (ffmpeg's out#1) got nothing
+            raise ExtractError(video, "no video frames decoded (0 frames)") from None
+        raise ExtractError(video, _strip_path(msg, video)) from None
     for line in proc.stderr.splitlines():
         if any(marker in line for marker in _DECODE_ERRORS):
             raise ExtractError(video, f"truncated or corrupt file ({_clean(line)})")
@@ -235,7 +258,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 def _strip_path(message: str, path: Path) -> str:
     """``"<path>: reason"`` -> ``"reason"`` (the manifest row already identifies the clip)."""
     prefix = f"{path}: "
-    return _clean(message[len(prefix) :] if message.startswith(prefix) else message)
+    return _clean(message.removeprefix(prefix))
 
 
 def _clean(line: str) -> str:
@@ -394,10 +417,12 @@ def _process_row(row: dict[str, Any], base: Path, out_dir: Path, cfg: ExtractCon
     if path is None or pd.isna(path) or not str(path):
         return _failed("no video path in raw manifest")
     wav, frames = out_dir / "audio" / f"{rid}.wav", out_dir / "frames" / rid
+    audio_src = row.get("audio_path")
+    audio = base / str(audio_src) if audio_src is not None and not pd.isna(audio_src) and str(audio_src) else None
     info = _existing_outputs(wav, frames, cfg)
     if info is None:
         try:
-            info = extract_clip(base / str(path), wav, frames, cfg)
+            info = extract_clip(base / str(path), wav, frames, cfg, audio)
         except ExtractError as e:
             _remove_outputs(wav, frames)
             return _failed(e.reason)
