@@ -26,8 +26,10 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "bootstr
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-# PyTorch first and pinned, so the resolver does not pull a different build (override with AVSEP_TORCH).
-python -c "import torch" 2>/dev/null || python -m pip install -q "${AVSEP_TORCH:-torch==2.13.0}"
+# PyTorch and torchvision first and pinned as a matching pair, so the resolver does not pull another
+# build (override with AVSEP_TORCH). The PyPI build carries CUDA libraries and runs on CPU as well;
+# ultralytics and open_clip need torchvision, which has no CPU-only build on PyPI.
+python -c "import torch, torchvision" 2>/dev/null || python -m pip install -q ${AVSEP_TORCH:-torch==2.14.1 torchvision==0.29.1}
 python -m pip install -q -e ".[test,real]"
 # tinysoundfont without its pyaudio dependency (live playback only; it needs portaudio headers).
 python -c "import tinysoundfont" 2>/dev/null || python -m pip install -q --no-deps "tinysoundfont==0.3.7"
