@@ -17,13 +17,13 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load(path: str | Path) -> dict[str, Any]:
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"checkpoint {p} does not exist")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:
         raise RuntimeError(f"checkpoint {p} could not be loaded safely: {e}") from e
 
 

@@ -8,7 +8,7 @@ table naming an unknown model or dataset) are checked by :func:`check_references
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ def validate(params: dict[str, Any]) -> None:
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             keys = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
             raise ConfigError(f"params.yaml: unknown key(s) {keys}")
+        if err.validator == "not" and err.validator_value == {}:  # a key that does not apply (schema `not: {}`)
+            raise ConfigError(f"params.yaml: {where} does not apply here (see its comment in {SCHEMA_PATH.name})")
         raise ConfigError(f"params.yaml: invalid value for {where}: {err.message}")
     check_references(params)
 
@@ -54,28 +56,76 @@ def check_references(params: dict[str, Any]) -> None:
     for tname, t in params.get("tables", {}).items():
         if t["dataset"] not in params["datasets"]:
             raise ConfigError(f"params.yaml: tables.{tname}.dataset names unknown dataset {t['dataset']!r}")
+        baselines = params.get("baselines", {})
         for m in t["methods"]:
+            if m not in params["models"] and m not in baselines:
+                raise ConfigError(
+                    f"params.yaml: tables.{tname}.methods names unknown model variant or baseline {m!r} "
+                    f"(models: {sorted(params['models'])}; baselines: {sorted(baselines)})"
+                )
+        if tname in ("table4", "table5", "table6", "tableA1"):
+            bad = [m for m in t["methods"] if m not in params["models"]]
+            if bad:
+                raise ConfigError(f"params.yaml: tables.{tname}.methods must name trained model variants, not {bad}")
+    figs = params.get("figures", {})
+    for fname, f in figs.items():
+        if f["dataset"] not in params["datasets"]:
+            raise ConfigError(f"params.yaml: figures.{fname}.dataset names unknown dataset {f['dataset']!r}")
+        for m in f.get("methods", []):
             if m not in params["models"]:
-                raise ConfigError(f"params.yaml: tables.{tname}.methods names unknown model variant {m!r}")
+                raise ConfigError(f"params.yaml: figures.{fname}.methods names unknown model variant {m!r}")
+    if "figure1" in figs and "tableA1" not in params.get("tables", {}):
+        raise ConfigError("params.yaml: figures.figure1 colours classes by their best fusion: it needs tables.tableA1")
+    for d in params.get("detect", {}).get("datasets", []):
+        if d not in params["datasets"]:
+            raise ConfigError(f"params.yaml: detect.datasets names unknown dataset {d!r}")
+    overlap = set(params["models"]) & set(params.get("baselines", {}))
+    if overlap:
+        raise ConfigError(f"params.yaml: {sorted(overlap)} named both under models and baselines")
     for s in params["train"]["lr_milestones"]:
         if s >= params["train"]["steps"]:
             raise ConfigError(f"params.yaml: train.lr_milestones has {s}, not below train.steps={params['train']['steps']}")
     lo, hi = params["mixing"]["gain_range"]
     if lo > hi:
         raise ConfigError("params.yaml: mixing.gain_range must be [low, high] with low <= high")
+    if "clip" in params and params["clip"]["fps"] > params["audio"]["fps"]:
+        raise ConfigError(f"params.yaml: clip.fps={params['clip']['fps']} exceeds audio.fps={params['audio']['fps']} (the extracted frame rate)")
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
+    """One entry of ``datasets:``. Synthetic datasets use ``classes``/``clips_per_class``; real ones
+    (``source`` music, music21, vggsound, fairplay, local) the rest (see params/real.yaml)."""
+
     name: str
     source: str
-    classes: str
-    clips_per_class: dict[str, int]
     binaural: bool
+    classes: str = ""
+    clips_per_class: dict[str, int] = field(default_factory=dict)
+    metadata: tuple[str, ...] = ()
+    url_template: str | None = None
+    split: dict[str, Any] = field(default_factory=dict)
+    clip_seconds: float = 10.0
+    download: dict[str, Any] = field(default_factory=dict)
+    archives: dict[str, str] = field(default_factory=dict)
+    fold: int = 1
+    audio_rate: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", tuple(self.metadata))
 
     @property
     def channels(self) -> int:
         return 2 if self.binaural else 1
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synth"
+
+
+#: Dimension of the cached CLIP ViT-B/32 image embeddings and of the CLAP audio embeddings.
+CLIP_DIM = 512
+CLAP_DIM = 512
 
 
 @dataclass(frozen=True)
@@ -83,6 +133,22 @@ class ModelVariant:
     name: str
     label: str
     separator: SeparatorConfig
+    align_lambda: float = 0.0  # HFRA eq. 8 weight of the CLAP alignment loss
+
+    @property
+    def aligned(self) -> bool:
+        return self.align_lambda > 0
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return self.separator.visual.kind == "embedding"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    label: str
+    method: str
 
 
 class Params:
@@ -103,28 +169,45 @@ class Params:
         self.datasets = {k: DatasetConfig(name=k, **v) for k, v in raw["datasets"].items()}
         self.mixing: dict[str, Any] = raw["mixing"]
         self.models = {k: self._variant(k, v) for k, v in raw["models"].items()}
+        self.baselines = {k: Baseline(name=k, **v) for k, v in raw.get("baselines", {}).items()}
         t = raw["train"]
         self.train = TrainConfig(
             steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], lr_milestones=tuple(t["lr_milestones"]),
             lr_gamma=t["lr_gamma"], grad_clip=t["grad_clip"], checkpoint_every=t["checkpoint_every"],
             log_every=t["log_every"], seed=self.seed, threads=self.threads,
         )
+        self.train_processes: int = int(t.get("processes", 1))
+        if t["batch_size"] % self.train_processes:
+            raise ConfigError(
+                f"params.yaml: train.batch_size={t['batch_size']} must be divisible by train.processes={self.train_processes}"
+            )
         self.evaluate: dict[str, Any] = raw["evaluate"]
         self.tables: dict[str, Any] = raw["tables"]
+        self.figures: dict[str, Any] = raw.get("figures", {})
 
     def _variant(self, name: str, v: dict[str, Any]) -> ModelVariant:
         d = {**self.raw["model_defaults"], **v}
+        frames = d["visual"] == "frames"
         sep = SeparatorConfig(
             fusion=d["fusion"],
             k=d["k"],
-            middle_dim=d["k"],
+            # Sound-of-Pixels frame heads tile the k-channel visual vector; CLIP variants use middle_dim.
+            middle_dim=d["k"] if frames and d["fusion"] == "middle" else d["middle_dim"],
+            align_dim=CLAP_DIM if d["align_lambda"] > 0 else 0,
             unet=UNetConfig(ngf=d["ngf"]),
             visual=VisualConfig(
                 kind=d["visual"], width=d["visual_width"], frame_size=d["frame_size"], n_frames=d["n_frames"],
-                weights=d["visual_weights"],
+                embedding_dim=CLIP_DIM,
+                weights=d["visual_weights"] if frames else "clip",
             ),
         )
-        return ModelVariant(name=name, label=d["label"], separator=sep)
+        return ModelVariant(name=name, label=d["label"], separator=sep, align_lambda=float(d["align_lambda"]))
+
+    def method_label(self, name: str) -> str:
+        """Row label of a table method: a model variant or a non-learned baseline."""
+        if name in self.baselines:
+            return self.baselines[name].label
+        return self.model(name).label
 
     def crop(self, n_frames: int) -> Crop:
         """Crop geometry of a source: the front-end clip length and rate, the frame rate, ``n_frames``."""

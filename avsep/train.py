@@ -7,17 +7,20 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint
-from .data.mixtures import TrainSampler
-from .data.store import ClipStore, load_batch
+from .data.inputs import ClapTargets, VisualInputs
+from .data.mixtures import MixSpec
+from .data.store import ClipStore, load_audio
+from .distributed import dist_context
 from .frontend import FrontendConfig
 from .io import atomic_path
 from .mixing import mix_sources, spectral_batch, weighted_bce
-from .models.separator import AVSeparator, SeparatorConfig
+from .models.separator import AVSeparator, SeparatorConfig, alignment_loss
 from .progress import progress
 from .seeding import seed_everything
 
@@ -38,12 +41,21 @@ class TrainConfig:
     threads: int = 1
 
 
+class MixtureSampler(Protocol):
+    """Training mixtures as a pure function of the step (so any batch can be rebuilt on resume)."""
+
+    def batch(self, step: int, batch_size: int, rank_offset: int = 0) -> list[MixSpec]: ...
+
+    def keys(self, step: int, batch_size: int, rank_offset: int = 0) -> list[str]: ...
+
+
 @dataclass
 class TrainData:
     store: ClipStore
-    sampler: TrainSampler
-    frame_size: int
+    sampler: MixtureSampler
+    visual: VisualInputs  # per-source visual input of a batch (frames or cached CLIP embeddings)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    clap: ClapTargets | None = None  # cached CLAP embeddings of the training mixtures (alignment)
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -54,14 +66,31 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_s
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
 
 
-def train_step(model: AVSeparator, data: TrainData, step: int, batch_size: int) -> torch.Tensor:
-    """Loss of one training batch (mixtures drawn as a pure function of ``step``)."""
-    specs = data.sampler.batch(step, batch_size)
-    audio, frames, gains = load_batch(data.store, specs, data.frontend.clip_samples, data.frame_size)
-    sources, mixture = mix_sources(audio[:, :, 0], gains)
+def train_step(
+    model: AVSeparator | torch.nn.Module, data: TrainData, step: int, batch_size: int, align_lambda: float = 0.0,
+    rank_offset: int = 0, device: torch.device | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one training batch and its parts: L = L_sep + lambda * L_align (HFRA eq. 8).
+
+    ``rank_offset``/``batch_size`` select this process's share of the step's global batch (distributed
+    training); ``model`` may be wrapped in DistributedDataParallel.
+    """
+    dev = device or torch.device("cpu")
+    specs = data.sampler.batch(step, batch_size, rank_offset)
+    audio, gains = load_audio(data.store, specs, data.frontend.clip_samples)
+    visual = data.visual(specs).to(dev)
+    sources, mixture = mix_sources(audio[:, :, 0].to(dev), gains.to(dev))
     batch = spectral_batch(sources, mixture, data.frontend)
-    out = model(batch.log_mag, frames)
-    return weighted_bce(out["logits"], batch)
+    out = model(batch.log_mag, visual)
+    sep = weighted_bce(out["logits"], batch)
+    if align_lambda <= 0:
+        return sep, {"sep": sep.item()}
+    if data.clap is None:
+        raise ValueError("align_lambda > 0 needs the cached CLAP embeddings of the training mixtures")
+    target = data.clap(data.sampler.keys(step, batch_size, rank_offset)).to(dev)
+    net = model.module if isinstance(model, DDP) else model
+    align = alignment_loss(net.aligned(out["bottleneck"]), target)
+    return sep + align_lambda * align, {"sep": sep.item(), "align": align.item()}
 
 
 def train(
@@ -71,17 +100,26 @@ def train(
     out_dir: str | Path,
     meta: dict[str, Any],
     stop_after: int | None = None,
+    align_lambda: float = 0.0,
 ) -> Path:
     """Train and write ``out_dir/checkpoint.pt`` (final) and ``out_dir/train_log.csv``.
 
     A resume state ``out_dir/state.pt`` is written every ``checkpoint_every`` steps; if it exists the
     run continues from it and ends with the same weights as an uninterrupted run. ``stop_after`` stops
     early after that many steps (for tests of resuming).
+
+    Under ``torchrun`` (:mod:`avsep.distributed`) each of the W processes trains on its 1/W share of every
+    global batch of ``cfg.batch_size`` mixtures (the same mixtures a single process would use), gradients
+    are averaged by DistributedDataParallel, and only rank 0 writes states, logs and the checkpoint.
     """
+    ctx = dist_context()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed, cfg.threads)
-    model = AVSeparator(model_cfg)
+    if cfg.batch_size % ctx.world_size:
+        raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by the {ctx.world_size} processes")
+    local_bs = cfg.batch_size // ctx.world_size
+    model = AVSeparator(model_cfg).to(ctx.device)
     opt = _optimizer(model, cfg)
     sched = _scheduler(opt, cfg)
     state_path = out / "state.pt"
@@ -89,19 +127,27 @@ def train(
     start = 0
     log_rows: list[dict[str, Any]] = []
     if state_path.exists():
-        st = checkpoint.load(state_path)
+        st = checkpoint.load(state_path, map_location=ctx.device)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["torch_rng"])
+        torch.set_rng_state(st["torch_rng"].cpu())
         start = int(st["step"])
         log_rows = [dict(r) for r in st["log"]]
-    model.train()
-    bar = progress(total=cfg.steps, initial=start, desc=f"train {meta.get('model', '')}", unit="step")
+    net: torch.nn.Module = model
+    if ctx.world_size > 1:
+        # Each rank normalises over its own share; SyncBatchNorm keeps batch statistics global on GPUs.
+        if ctx.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    net.train()
+    main = ctx.rank == 0
+    bar = progress(total=cfg.steps, initial=start, desc=f"train {meta.get('model', '')}", unit="step", disable=not main)
     t0 = time.time()
     running = 0.0
+    parts_sum: dict[str, float] = {}
     for step in range(start, cfg.steps):
-        loss = train_step(model, data, step, cfg.batch_size)
+        loss, parts = train_step(net, data, step, local_bs, align_lambda, ctx.rank * local_bs, ctx.device)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -110,53 +156,65 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
-        running += loss.item()
+        values = ctx.mean([loss.item(), *parts.values()])  # the global-batch loss on every rank
+        running += values[0]
+        for k, v in zip(parts, values[1:]):
+            parts_sum[k] = parts_sum.get(k, 0.0) + v
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             n = (done - 1) % cfg.log_every + 1
             log_rows.append(
-                {"step": done, "loss": running / n, "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2)}
+                {
+                    "step": done, "loss": running / n, **{k: v / n for k, v in parts_sum.items()},
+                    "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
+                }
             )
             bar.set_postfix(loss=f"{running / n:.4f}")
             running = 0.0
+            parts_sum = {}
         bar.update(1)
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            checkpoint.save(
-                state_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "step": done,
-                    "log": log_rows,
-                },
-            )
+            if main:
+                checkpoint.save(
+                    state_path,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                        "step": done,
+                        "log": log_rows,
+                    },
+                )
+            ctx.barrier()
         if stop_after is not None and done >= stop_after:
             bar.close()
             return state_path
     bar.close()
-    _write_log(log_rows, log_path)
     final = out / "checkpoint.pt"
-    checkpoint.save(
-        final,
-        {
-            "model": model.state_dict(),
-            "config": _plain(model_cfg.to_dict()),
-            "meta": _plain({**meta, "train": asdict(cfg), "final_loss": log_rows[-1]["loss"] if log_rows else math.nan}),
-        },
-    )
-    state_path.unlink(missing_ok=True)
+    if main:
+        _write_log(log_rows, log_path)
+        checkpoint.save(
+            final,
+            {
+                "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                "config": _plain(model_cfg.to_dict()),
+                "meta": _plain({**meta, "train": asdict(cfg), "world_size": ctx.world_size,
+                                "final_loss": log_rows[-1]["loss"] if log_rows else math.nan}),
+            },
+        )
+        state_path.unlink(missing_ok=True)
+    ctx.barrier()
     return final
 
 
 def _write_log(rows: list[dict[str, Any]], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["step", "loss", "lr", "seconds"], lineterminator="\n")
-            w.writeheader()
-            for r in rows:
-                w.writerow({**r, "loss": f"{r['loss']:.6f}", "lr": f"{r['lr']:.3g}"})
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["step", "loss", "sep", "align", "lr", "seconds"], lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            losses = {k: f"{r[k]:.6f}" for k in ("loss", "sep", "align") if k in r}
+            w.writerow({**r, **losses, "lr": f"{r['lr']:.3g}"})
 
 
 def _plain(obj: Any) -> Any:

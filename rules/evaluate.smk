@@ -3,10 +3,11 @@
 
 rule evaluate:
     input:
+        unpack(eval_inputs),
         manifest="data/{dataset}/extract/manifest.parquet",
         mixtures="data/{dataset}/test_mixtures.parquet",
         checkpoint="models/{dataset}/{model}/checkpoint.pt",
-        code=code(*MODEL_CODE, "inference.py", "metrics.py", "evaluate.py"),
+        code=code(*MODEL_CODE, "inference.py", "metrics.py", "evaluate.py", "data/inputs.py"),
     output:
         per_mixture="results/eval/{dataset}/{model}.parquet",
         summary="results/eval/{dataset}/{model}.json",
@@ -23,3 +24,27 @@ rule evaluate:
         "../envs/train.yaml"
     script:
         "../workflow_scripts/evaluate.py"
+
+
+rule evaluate_baseline:
+    input:
+        manifest="data/{dataset}/extract/manifest.parquet",
+        mixtures="data/{dataset}/test_mixtures.parquet",
+        code=code("frontend.py", "mixing.py", "data/mixtures.py", "data/store.py", "metrics.py", "evaluate.py", "baselines.py"),
+    output:
+        per_mixture="results/eval/{dataset}/{baseline}.parquet",
+        summary="results/eval/{dataset}/{baseline}.json",
+    params:
+        baseline=lambda w: config["baselines"][w.baseline],
+        mixing=config["mixing"],
+        seed=config["seed"],
+    log:
+        "logs/evaluate/{dataset}/{baseline}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{dataset}/{baseline}.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/evaluate_baseline.py"

@@ -1,24 +1,155 @@
-# Paper tables as CSV.
+# Paper tables as CSV (each with the paper's numbers beside it in *_vs_paper.csv).
+
+SEPARATION_TABLES = [t for t in ("table1", "table2", "table3", "table6") if t in config["tables"]]
 
 
-rule table1:
+def table_summaries(w):
+    t = config["tables"][w.table]
+    return expand("results/eval/{dataset}/{method}.json", dataset=t["dataset"], method=t["methods"])
+
+
+def table_checkpoints(name):
+    t = config["tables"][name]
+    return expand("models/{dataset}/{model}/checkpoint.pt", dataset=t["dataset"], model=t["methods"])
+
+
+rule separation_table:
     input:
-        summaries=lambda w: expand(
-            "results/eval/{dataset}/{model}.json",
-            dataset=config["tables"]["table1"]["dataset"],
-            model=config["tables"]["table1"]["methods"],
-        ),
-        code=code("report.py"),
+        summaries=table_summaries,
+        code=code("report.py", "paper.py"),
     output:
-        "results/table1.csv",
+        table="results/{table}.csv",
+        vs_paper="results/{table}_vs_paper.csv",
+    wildcard_constraints:
+        table="|".join(SEPARATION_TABLES) or "(?!)",
     params:
-        table=config["tables"]["table1"],
-        labels=lambda w: [config["models"][m]["label"] for m in config["tables"]["table1"]["methods"]],
+        table=lambda w: config["tables"][w.table],
+        labels=lambda w: [
+            config["models"].get(m, config.get("baselines", {}).get(m, {})).get("label") for m in config["tables"][w.table]["methods"]
+        ],
     log:
-        "logs/report/table1.log",
+        "logs/report/{table}.log",
     benchmark:
-        "logs/benchmarks/report/table1.tsv"
+        "logs/benchmarks/report/{table}.tsv"
     conda:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/table.py"
+
+
+rule probe_table:
+    input:
+        manifest=lambda w: f"data/{config['tables']['table4']['dataset']}/extract/manifest.parquet",
+        checkpoints=table_checkpoints("table4") if "table4" in config["tables"] else [],
+        clap_npy=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.npy",
+        clap_idx=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.parquet",
+        code=code(*MODEL_CODE, "analysis.py", "report.py", "paper.py"),
+    output:
+        table="results/table4.csv",
+        vs_paper="results/table4_vs_paper.csv",
+    params:
+        table=config["tables"].get("table4"),
+    log:
+        "logs/report/table4.log",
+    benchmark:
+        "logs/benchmarks/report/table4.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/probe_table.py"
+
+
+rule gap_table:
+    input:
+        manifest=lambda w: f"data/{config['tables']['table5']['dataset']}/extract/manifest.parquet",
+        checkpoints=table_checkpoints("table5") if "table5" in config["tables"] else [],
+        clip_npy=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.npy",
+        clip_idx=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.parquet",
+        code=code(*MODEL_CODE, "analysis.py", "report.py", "paper.py", "data/inputs.py"),
+    output:
+        table="results/table5.csv",
+        vs_paper="results/table5_vs_paper.csv",
+    params:
+        table=config["tables"].get("table5"),
+    log:
+        "logs/report/table5.log",
+    benchmark:
+        "logs/benchmarks/report/table5.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/gap_table.py"
+
+
+rule per_instrument_table:
+    input:
+        per_mixture=lambda w: expand(
+            "results/eval/{dataset}/{model}.parquet",
+            dataset=config["tables"]["tableA1"]["dataset"],
+            model=config["tables"]["tableA1"]["methods"],
+        ),
+        code=code("analysis.py", "report.py", "paper.py"),
+    output:
+        table="results/tableA1.csv",
+        vs_paper="results/tableA1_vs_paper.csv",
+    params:
+        table=config["tables"].get("tableA1"),
+    log:
+        "logs/report/tableA1.log",
+    benchmark:
+        "logs/benchmarks/report/tableA1.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/per_instrument_table.py"
+
+
+rule figure1:
+    input:
+        manifest=lambda w: f"data/{config['figures']['figure1']['dataset']}/extract/manifest.parquet",
+        table_a1="results/tableA1.csv",
+        code=code("acoustics.py", "figures.py", "analysis.py"),
+    output:
+        png="results/figure1.png",
+        csv="results/figure1.csv",
+    params:
+        figure=config.get("figures", {}).get("figure1"),
+    log:
+        "logs/report/figure1.log",
+    benchmark:
+        "logs/benchmarks/report/figure1.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/figure1.py"
+
+
+def figure3_inputs(w):
+    f = config["figures"]["figure3"]
+    ins = {
+        "manifest": f"data/{f['dataset']}/extract/manifest.parquet",
+        "mixtures": f"data/{f['dataset']}/test_mixtures.parquet",
+        "checkpoints": expand("models/{dataset}/{model}/checkpoint.pt", dataset=f["dataset"], model=f["methods"]),
+    }
+    if any(model_params(m)["visual"] == "embedding" for m in f["methods"]):
+        ins.update(clip_cache(f["dataset"], "test"))
+    return ins
+
+
+rule figure3:
+    input:
+        unpack(figure3_inputs),
+        code=code(*MODEL_CODE, "figures.py", "inference.py", "data/inputs.py"),
+    output:
+        png="results/figure3.png",
+        audio=directory("results/figure3_audio"),
+    params:
+        figure=config.get("figures", {}).get("figure3"),
+    log:
+        "logs/report/figure3.log",
+    benchmark:
+        "logs/benchmarks/report/figure3.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/figure3.py"

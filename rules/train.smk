@@ -3,8 +3,8 @@
 
 rule train:
     input:
-        "data/{dataset}/extract/manifest.parquet",
-        code=code(*MODEL_CODE, "train.py"),
+        unpack(train_inputs),
+        code=code(*MODEL_CODE, "train.py", "data/inputs.py"),
     output:
         checkpoint="models/{dataset}/{model}/checkpoint.pt",
     params:

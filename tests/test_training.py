@@ -9,6 +9,7 @@ import torch
 
 from avsep import checkpoint, stages
 from avsep.config import Params
+from avsep.data.inputs import FrameInputs
 from avsep.data.mixtures import TrainSampler
 from avsep.data.store import ClipStore
 from avsep.inference import separate
@@ -30,7 +31,8 @@ def micro(tmp_path_factory):
 def _data(p: Params, manifest: Path) -> TrainData:
     v = p.models["sop"].separator.visual
     sampler = TrainSampler(read_manifest(manifest), num_sources=2, seed=p.seed, crop=p.crop(v.n_frames))
-    return TrainData(ClipStore(manifest, 11025), sampler, v.frame_size, p.frontend)
+    store = ClipStore(manifest, 11025)
+    return TrainData(store, sampler, FrameInputs(store, v.frame_size), p.frontend)
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -46,6 +46,10 @@ def micro_params() -> dict[str, Any]:
     p["train"].update(steps=3, batch_size=2, lr_milestones=[2], checkpoint_every=2, log_every=1)
     p["evaluate"]["batch_size"] = 4
     p["threads"] = 1
+    p["tables"] = {"table1": {"dataset": "synth-music", "methods": ["sop"]}}
+    p["figures"] = {}
+    if "detect" in p:  # detection runs on the datasets that exist here
+        p["detect"]["datasets"] = [d for d in p["detect"].get("datasets", []) if d in p["datasets"]]
     return p
 
 

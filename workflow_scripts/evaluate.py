@@ -4,4 +4,5 @@ from avsep.workflow import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     w, i, o = snakemake.wildcards, snakemake.input, snakemake.output  # noqa: F821
-    stages.evaluate(p, w.dataset, w.model, i.manifest, i.mixtures, i.checkpoint, o.per_mixture, o.summary)
+    clip = [(i.clip_test_npy, i.clip_test_idx)] if hasattr(i, "clip_test_npy") else None
+    stages.evaluate(p, w.dataset, w.model, i.manifest, i.mixtures, i.checkpoint, o.per_mixture, o.summary, clip)

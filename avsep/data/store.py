@@ -62,18 +62,29 @@ def _load_frame(path: str, size: int) -> np.ndarray:
     return arr
 
 
-def load_batch(
-    store: ClipStore, specs: list[MixSpec], clip_samples: int, frame_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Audio (B, N, C, L), frames (B, N, K, 3, S, S) and gains (B, N) for a list of mixtures."""
-    audio = np.stack(
-        [np.stack([store.audio(c, s, clip_samples) for c, s in zip(sp.clips, sp.starts)]) for sp in specs]
-    )
+def load_frames(store: ClipStore, specs: list[MixSpec], frame_size: int) -> torch.Tensor:
+    """Frames (B, N, K, 3, S, S) of each source of a list of mixtures."""
     frames = np.stack(
         [
             np.stack([np.stack([store.frame(c, fi, frame_size) for fi in fr]) for c, fr in zip(sp.clips, sp.frames)])
             for sp in specs
         ]
     )
+    return torch.from_numpy(frames)
+
+
+def load_audio(store: ClipStore, specs: list[MixSpec], clip_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Audio crops (B, N, C, L) and gains (B, N) of a list of mixtures."""
+    audio = np.stack(
+        [np.stack([store.audio(c, s, clip_samples) for c, s in zip(sp.clips, sp.starts)]) for sp in specs]
+    )
     gains = np.array([sp.gains for sp in specs], dtype=np.float32)
-    return torch.from_numpy(audio), torch.from_numpy(frames), torch.from_numpy(gains)
+    return torch.from_numpy(audio), torch.from_numpy(gains)
+
+
+def load_batch(
+    store: ClipStore, specs: list[MixSpec], clip_samples: int, frame_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Audio (B, N, C, L), frames (B, N, K, 3, S, S) and gains (B, N) for a list of mixtures."""
+    audio, gains = load_audio(store, specs, clip_samples)
+    return audio, load_frames(store, specs, frame_size), gains

@@ -11,6 +11,10 @@ The visual vector comes from frames (``visual.kind = "frames"``: the Sound-of-Pi
 or from a precomputed embedding (``visual.kind = "embedding"``, e.g. a cached CLIP vector) through
 Linear + sigmoid projections. Each source's mask depends on that source's visual input only: sources
 are folded into the batch dimension, never mixed.
+
+With ``align_dim > 0`` the separator also owns the projection of HFRA's audio representation alignment
+(eq. 6-8): a Linear layer from the mean-pooled U-Net bottleneck (the encoder output, before any visual
+concat) to the dimension of the CLAP embedding it is aligned to (:func:`alignment_loss`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .unet import UNet7, UNetConfig
@@ -42,6 +47,7 @@ class SeparatorConfig:
     fusion: str = "late"
     k: int = 32  # late-fusion channels
     middle_dim: int = 32  # channels tiled at the bottleneck (middle: 32, hierarchical: 512)
+    align_dim: int = 0  # > 0: a Linear head from the bottleneck to this (CLAP) dimension, for alignment
     unet: UNetConfig = field(default_factory=UNetConfig)
     visual: VisualConfig = field(default_factory=VisualConfig)
 
@@ -93,6 +99,8 @@ class AVSeparator(nn.Module):
         if late:
             self.scale = nn.Parameter(torch.ones(cfg.k))
             self.bias = nn.Parameter(torch.zeros(1))
+        # Alignment head: the bottleneck has the innermost encoder width (ngf * 8 for U-Net7).
+        self.align_proj = nn.Linear(self.unet.bottleneck_dim, cfg.align_dim) if cfg.align_dim > 0 else None
 
     # -- visual -----------------------------------------------------------------------------------
     def visual_vectors(self, visual: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -135,3 +143,14 @@ class AVSeparator(nn.Module):
             "logits": logits.view(b, n, *logits.shape[-2:]),
             "bottleneck": bott.mean(dim=(-2, -1)),
         }
+
+    def aligned(self, bottleneck: torch.Tensor) -> torch.Tensor:
+        """The bottleneck in the alignment space (the identity when the dimensions already agree)."""
+        return self.align_proj(bottleneck) if self.align_proj is not None else bottleneck
+
+
+def alignment_loss(z_audio: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
+    """HFRA eq. 6: mean over the batch of 1 - cos(z_a, z_CLAP). ``z_target`` is a fixed (cached) target."""
+    if z_audio.shape != z_target.shape:
+        raise ValueError(f"alignment: audio representation {tuple(z_audio.shape)} vs target {tuple(z_target.shape)}")
+    return (1.0 - F.cosine_similarity(z_audio, z_target.detach(), dim=-1, eps=1e-8)).mean()

@@ -78,6 +78,13 @@ class UNet7(nn.Module):
     def bottleneck_dim(self) -> int:
         return _channels(self.cfg)[-1]
 
+    def encode(self, log_mag: torch.Tensor) -> torch.Tensor:
+        """The encoder alone: ``log_mag`` (B, 1, F, T) -> bottleneck (B, C, f, t), before any visual concat."""
+        x = self.bn0(log_mag)
+        for down in self.downs:
+            x = down(x)
+        return x
+
     def forward(
         self, log_mag: torch.Tensor, bottleneck_cond: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
