@@ -21,9 +21,12 @@ check_references(config)
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/mix.smk"
+include: "rules/embed.smk"
+include: "rules/detect.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/metrics.smk"
 
 
 rule all:

@@ -162,3 +162,83 @@ class TrainSampler:
             )
             for i in range(batch_size)
         ]
+
+
+# --------------------------------------------------------------------------------------------------
+# The training-mixture manifest (HFRA aligns the U-Net bottleneck to the CLAP embedding of each mixture,
+# so the training mixtures are a finite, seeded list whose CLAP embeddings are cached before training)
+# --------------------------------------------------------------------------------------------------
+
+
+def train_mixture_key(epoch: int, index_in_epoch: int, distinct_epochs: int | None) -> str:
+    """The content key of a training mixture: equal keys mean identical mixtures.
+
+    With ``distinct_epochs = K`` epoch ``e`` repeats the mixtures of epoch ``e % K``; with ``None`` every
+    epoch draws new ones.
+    """
+    content_epoch = epoch % distinct_epochs if distinct_epochs else epoch
+    return f"e{content_epoch:04d}-{index_in_epoch:06d}"
+
+
+def make_train_mixtures(
+    manifest: pd.DataFrame,
+    steps: int,
+    batch_size: int,
+    num_sources: int,
+    seed: int,
+    crop: Crop,
+    gain_range: tuple[float, float],
+    per_epoch: int,
+    distinct_epochs: int | None,
+    split: str = "train",
+) -> pd.DataFrame:
+    """The seeded training-mixture manifest: one row per (step, index in batch).
+
+    Global sample ``g = step * batch_size + index`` falls in epoch ``g // per_epoch`` at position
+    ``k = g % per_epoch``; its mixture (random crops, random gains in ``gain_range``, distinct labels) is
+    drawn from a generator seeded by ``(seed, "train-mixture", e, k)`` with ``e`` the epoch, or the epoch
+    modulo ``distinct_epochs`` when that is set (then epochs repeat and only ``distinct_epochs x
+    per_epoch`` distinct mixtures exist). ``mixture_id`` is the content key (:func:`train_mixture_key`).
+    Columns: ``step, index, mixture_id, epoch`` and per source j ``clip_j, label_j, start_j, frames_j``
+    (comma-separated frame indices, as in :func:`make_test_mixtures`) and ``gain_j``.
+    """
+    if steps < 1 or batch_size < 1 or per_epoch < 1:
+        raise ValueError(f"training mixtures: steps={steps}, batch_size={batch_size}, per_epoch={per_epoch} must be >= 1")
+    if distinct_epochs is not None and distinct_epochs < 1:
+        raise ValueError(f"training mixtures: distinct_epochs={distinct_epochs} must be >= 1 or None")
+    lo, hi = gain_range
+    if not 0 < lo <= hi:
+        raise ValueError(f"training mixtures: gain_range={gain_range!r} must be [low, high] with 0 < low <= high")
+    clips = usable_clips(manifest, split, crop.clip_samples)
+    groups = _check_pool(clips, num_sources, f"training mixtures ({split} split)")
+    drawn: dict[str, MixSpec] = {}
+    rows = []
+    for step in range(steps):
+        for index in range(batch_size):
+            g = step * batch_size + index
+            epoch, k = divmod(g, per_epoch)
+            key = train_mixture_key(epoch, k, distinct_epochs)
+            spec = drawn.get(key)
+            if spec is None:
+                content_epoch = epoch % distinct_epochs if distinct_epochs else epoch
+                gen = rng(seed, "train-mixture", content_epoch, k)
+                spec = drawn[key] = draw_mixture(groups, gen, num_sources, crop, False, (float(lo), float(hi)))
+            row: dict[str, object] = {"step": step, "index": index, "mixture_id": key, "epoch": epoch}
+            for j in range(num_sources):
+                row[f"clip_{j}"] = spec.clips[j]
+                row[f"label_{j}"] = spec.labels[j]
+                row[f"start_{j}"] = spec.starts[j]
+                row[f"frames_{j}"] = ",".join(str(f) for f in spec.frames[j])
+                row[f"gain_{j}"] = spec.gains[j]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def specs_from_train_table(table: pd.DataFrame, num_sources: int) -> list[MixSpec]:
+    """MixSpecs of a training-mixture manifest (:func:`make_train_mixtures`), gains included, in row order."""
+    missing = [f"gain_{j}" for j in range(num_sources) if f"gain_{j}" not in table.columns]
+    if missing:
+        raise ValueError(f"training mixture table lacks column(s) {missing}")
+    specs = specs_from_table(table, num_sources)
+    gains = [tuple(float(r[f"gain_{j}"]) for j in range(num_sources)) for r in table.to_dict("records")]
+    return [MixSpec(s.clips, s.labels, s.starts, s.frames, g) for s, g in zip(specs, gains)]

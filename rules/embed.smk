@@ -1,0 +1,84 @@
+# Embedding caches: the seeded training-mixture manifest, CLIP image embeddings of frames and CLAP audio
+# embeddings of the training mixtures and clips (training reads these; it never runs CLIP or CLAP).
+EMBED_CODE = ("embed.py", "progress.py", "mixing.py", "data/mixtures.py", "data/store.py", "encoders/__init__.py")
+
+
+rule train_mixtures:
+    input:
+        "data/{dataset}/extract/manifest.parquet",
+        code=code("data/mixtures.py", "seeding.py", "embed.py"),
+    output:
+        "data/{dataset}/train_mixtures.parquet",
+    params:
+        mixing=config["mixing"],
+        train={k: config["train"][k] for k in ("steps", "batch_size")},
+        audio=config["audio"],
+        seed=config["seed"],
+        n_frames=config["model_defaults"]["n_frames"],
+    log:
+        "logs/train_mixtures/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/train_mixtures/{dataset}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/train_mixtures.py"
+
+
+rule clip_cache:
+    input:
+        "data/{dataset}/extract/manifest.parquet",
+        weights=local_weights(config["clip"]["pretrained"]),
+        code=code(*EMBED_CODE, "encoders/clip.py"),
+    output:
+        npy="data/{dataset}/embed/clip_{split}.npy",
+        index="data/{dataset}/embed/clip_{split}.parquet",
+        meta="data/{dataset}/embed/clip_{split}.json",
+    wildcard_constraints:
+        split="train|val|test",
+    params:
+        clip=config["clip"],
+        fps=config["audio"]["fps"],
+        seed=config["seed"],
+    log:
+        "logs/clip_cache/{dataset}/{split}.log",
+    benchmark:
+        "logs/benchmarks/clip_cache/{dataset}/{split}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/clip_cache.py"
+
+
+rule clap_cache:
+    input:
+        manifest="data/{dataset}/extract/manifest.parquet",
+        mixtures="data/{dataset}/train_mixtures.parquet",
+        weights=local_weights(config["clap"]["weights"]),
+        code=code(*EMBED_CODE, "encoders/clap.py"),
+    output:
+        mixtures_npy="data/{dataset}/embed/clap_mixtures.npy",
+        mixtures_idx="data/{dataset}/embed/clap_mixtures.parquet",
+        mixtures_meta="data/{dataset}/embed/clap_mixtures.json",
+        clips_npy="data/{dataset}/embed/clap_clips.npy",
+        clips_idx="data/{dataset}/embed/clap_clips.parquet",
+        clips_meta="data/{dataset}/embed/clap_clips.json",
+    params:
+        clap=config["clap"],
+        audio=config["audio"],
+        num_sources=config["mixing"]["num_sources"],
+        seed=config["seed"],
+    log:
+        "logs/clap_cache/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/clap_cache/{dataset}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/clap_cache.py"
