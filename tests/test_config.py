@@ -36,6 +36,8 @@ def test_schema_error_names_the_key(mutate, key):
         (lambda r: r["train"].__setitem__("batch_size", "thirty-two"), ("batch_size", "thirty-two")),
         (lambda r: r["evaluate"].__setitem__("mask_treshold", 0.5), ("mask_treshold",)),
         (lambda r: r["tables"]["table1"].__setitem__("methods", ["nope"]), ("tables.table1.methods", "nope")),
+        (lambda r: r["models"]["hfra_align"].__setitem__("align_lambda", -1.0), ("models.hfra_align.align_lambda",)),
+        (lambda r: r["datasets"].pop("synth-sounds"), ("tables.table3.dataset", "synth-sounds")),
     ],
 )
 def test_snakemake_stops_before_any_job_naming_the_key(tmp_path, mutate, needles):
