@@ -16,7 +16,7 @@ def model_params(model):
 
 
 def code(*modules):
-    """Package modules a rule runs: editing them reruns the rule (Snakemake tracks only script files)."""
+    """Package modules a job runs: editing them reruns its jobs (Snakemake tracks only script files)."""
     return [f"avsep/{m}" for m in ("__init__.py", "config.py", "io.py", "stages.py", "workflow.py", *modules)]
 
 
@@ -85,3 +85,29 @@ def local_weights(spec):
     if os.path.isdir(spec):
         return sorted(os.path.join(spec, f) for f in os.listdir(spec) if os.path.isfile(os.path.join(spec, f)))
     return [spec]
+
+
+# --- report (tables and figures) ---
+SEPARATION_TABLES = [t for t in ("table1", "table2", "table3", "table6") if t in config["tables"]]
+
+
+def table_summaries(w):
+    t = config["tables"][w.table]
+    return expand("results/eval/{dataset}/{method}.json", dataset=t["dataset"], method=t["methods"])
+
+
+def table_checkpoints(name):
+    t = config["tables"][name]
+    return expand("models/{dataset}/{model}/checkpoint.pt", dataset=t["dataset"], model=t["methods"])
+
+
+def figure3_inputs(w):
+    f = config["figures"]["figure3"]
+    ins = {
+        "manifest": f"data/{f['dataset']}/extract/manifest.parquet",
+        "mixtures": f"data/{f['dataset']}/test_mixtures.parquet",
+        "checkpoints": expand("models/{dataset}/{model}/checkpoint.pt", dataset=f["dataset"], model=f["methods"]),
+    }
+    if any(model_params(m)["visual"] == "embedding" for m in f["methods"]):
+        ins.update(clip_cache(f["dataset"], "test"))
+    return ins

@@ -1,17 +1,5 @@
 # Paper tables as CSV (each with the paper's numbers beside it in *_vs_paper.csv).
 
-SEPARATION_TABLES = [t for t in ("table1", "table2", "table3", "table6") if t in config["tables"]]
-
-
-def table_summaries(w):
-    t = config["tables"][w.table]
-    return expand("results/eval/{dataset}/{method}.json", dataset=t["dataset"], method=t["methods"])
-
-
-def table_checkpoints(name):
-    t = config["tables"][name]
-    return expand("models/{dataset}/{model}/checkpoint.pt", dataset=t["dataset"], model=t["methods"])
-
 
 rule separation_table:
     input:
@@ -122,18 +110,6 @@ rule figure1:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/figure1.py"
-
-
-def figure3_inputs(w):
-    f = config["figures"]["figure3"]
-    ins = {
-        "manifest": f"data/{f['dataset']}/extract/manifest.parquet",
-        "mixtures": f"data/{f['dataset']}/test_mixtures.parquet",
-        "checkpoints": expand("models/{dataset}/{model}/checkpoint.pt", dataset=f["dataset"], model=f["methods"]),
-    }
-    if any(model_params(m)["visual"] == "embedding" for m in f["methods"]):
-        ins.update(clip_cache(f["dataset"], "test"))
-    return ins
 
 
 rule figure3:

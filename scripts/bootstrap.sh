@@ -30,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # build (override with AVSEP_TORCH). The PyPI build carries CUDA libraries and runs on CPU as well;
 # ultralytics and open_clip need torchvision, which has no CPU-only build on PyPI.
 python -c "import torch, torchvision" 2>/dev/null || python -m pip install -q ${AVSEP_TORCH:-torch==2.14.1 torchvision==0.29.1}
-python -m pip install -q -e ".[test,real]"
+python -m pip install -q -e ".[test,real,cluster]"
 # tinysoundfont without its pyaudio dependency (live playback only; it needs portaudio headers).
 python -c "import tinysoundfont" 2>/dev/null || python -m pip install -q --no-deps "tinysoundfont==0.3.7"
 

@@ -1,0 +1,55 @@
+# What DVC reads (dvc.yaml): each table's numbers (metrics, every table) and, for the HFRA tables, the
+# training curves and per-instrument SDR of its methods (plots). Both are cheap, so they run on the
+# submitting machine on clusters.
+
+
+localrules:
+    table_metrics,
+    table_plots,
+
+
+rule table_metrics:
+    input:
+        table="results/{table}.csv",
+        code=code("tracking.py"),
+    output:
+        "results/metrics/{table}.json",
+    wildcard_constraints:  # the HFRA tables and the LAVSS tables
+        table="|".join([*config["tables"], *(config.get("lavss") or {}).get("tables", {})]) or "(?!)",
+    log:
+        "logs/metrics/{table}.log",
+    benchmark:
+        "logs/benchmarks/metrics/{table}.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/table_metrics.py"
+
+
+rule table_plots:
+    input:
+        per_mixture=lambda w: expand(
+            "results/eval/{dataset}/{method}.parquet",
+            dataset=config["tables"][w.table]["dataset"],
+            method=config["tables"][w.table]["methods"],
+        ),
+        checkpoints=lambda w: expand(
+            "models/{dataset}/{model}/checkpoint.pt",
+            dataset=config["tables"][w.table]["dataset"],
+            model=[m for m in config["tables"][w.table]["methods"] if m in config["models"]],
+        ),
+        code=code("tracking.py", "analysis.py"),
+    output:
+        directory("results/plots/{table}"),
+    wildcard_constraints:
+        table="|".join(config["tables"]) or "(?!)",
+    params:
+        num_sources=config["mixing"]["num_sources"],
+    log:
+        "logs/plots/{table}.log",
+    benchmark:
+        "logs/benchmarks/plots/{table}.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/table_plots.py"

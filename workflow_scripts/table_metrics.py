@@ -1,0 +1,7 @@
+"""Snakemake script: a table's numbers as JSON for DVC metrics (rule table_metrics)."""
+from avsep import tracking
+from avsep.workflow import rule_context
+
+with rule_context(snakemake):  # noqa: F821 - injected by Snakemake
+    m = tracking.write_table_metrics(snakemake.input.table, snakemake.output[0])  # noqa: F821
+    print(f"{snakemake.wildcards.table}: {len(m)} rows -> {snakemake.output[0]}")  # noqa: F821
