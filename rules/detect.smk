@@ -1,0 +1,85 @@
+# Object detection (ultralytics YOLO): a small YOLO trained on a synthetic dataset's frames and ground-truth
+# boxes, its scores on the held-out frames (results/detector.csv), and per-frame boxes / per-clip objects of
+# every dataset in detect.datasets, with the trained detector or pretrained weights (detect.weights).
+DETECT = config["detect"]
+DETECT_CODE = ("detect.py", "progress.py", "data/extract.py")
+# Datasets with ground-truth boxes (synthetic) get a detector trained here.
+TRAINED_DETECTORS = [d for d in DETECT["datasets"] if config["datasets"][d]["source"] == "synth"]
+
+# The weights the detect rule runs per dataset: the detector trained on it, or the pretrained file / tag.
+DETECT_WEIGHTS = {
+    d: f"models/{d}/detector/weights.pt" if DETECT["weights"] == "trained" else DETECT["weights"] for d in DATASETS
+}
+
+
+rule train_detector:
+    input:
+        manifest="data/{dataset}/extract/manifest.parquet",
+        raw="data/{dataset}/raw/manifest.parquet",  # boxes.parquet is written beside it
+        code=code(*DETECT_CODE),
+    output:
+        weights="models/{dataset}/detector/weights.pt",
+    params:
+        train=DETECT["train"],
+        device=DETECT["device"],
+        fps=config["audio"]["fps"],
+        seed=config["seed"],
+    log:
+        "logs/train_detector/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/train_detector/{dataset}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/detect.yaml"
+    script:
+        "../workflow_scripts/train_detector.py"
+
+
+rule detector_report:
+    input:
+        weights=expand("models/{dataset}/detector/weights.pt", dataset=TRAINED_DETECTORS),
+        code=code(*DETECT_CODE),
+    output:
+        "results/detector.csv",
+    params:
+        datasets=TRAINED_DETECTORS,
+        train=DETECT["train"],
+        device=DETECT["device"],
+    log:
+        "logs/detector_report/detector.log",
+    benchmark:
+        "logs/benchmarks/detector_report/detector.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/detect.yaml"
+    script:
+        "../workflow_scripts/detector_report.py"
+
+
+rule detect:
+    input:
+        manifest="data/{dataset}/extract/manifest.parquet",
+        weights=lambda w: [DETECT_WEIGHTS[w.dataset]] if DETECT["weights"] == "trained" else local_weights(DETECT["weights"]),
+        code=code(*DETECT_CODE),
+    output:
+        boxes="data/{dataset}/detect/boxes.parquet",
+        objects="data/{dataset}/detect/objects.parquet",
+    params:
+        weights=lambda w: DETECT_WEIGHTS[w.dataset],
+        detect={k: v for k, v in DETECT.items() if k != "train"},
+        fps=config["audio"]["fps"],
+    log:
+        "logs/detect/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/detect/{dataset}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/detect.yaml"
+    script:
+        "../workflow_scripts/detect.py"
