@@ -11,11 +11,11 @@ min_version("9.0")
 
 configfile: "params.yaml"
 
+from avsep.config import validate as check_params
+
+# The schema and the cross-references, with messages naming the key (params.yaml: ... models.x.align_lambda).
+check_params(config)
 validate(config, "avsep/schemas/params.schema.yaml")
-
-from avsep.config import check_references
-
-check_references(config)
 
 
 include: "rules/common.smk"
@@ -27,8 +27,13 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/metrics.smk"
+include: "rules/lavss.smk"
 
 
 rule all:
     input:
-        "results/table1.csv",
+        [f"results/{t}.csv" for t in config["tables"]],
+        [f"results/{f}.png" for f in config.get("figures", {})],
+        [f"results/{t}.csv" for t in config.get("lavss", {}).get("tables", {})],
+        "results/detector.csv" if config.get("detect", {}).get("weights") == "trained" else [],
+        expand("data/{dataset}/detect/objects.parquet", dataset=config.get("detect", {}).get("datasets", [])),
