@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .data.inputs import VisualInputs
 from .data.mixtures import specs_from_table
@@ -43,11 +44,12 @@ def evaluate_model(
         chunk = specs[i : i + cfg.batch_size]
         audio, gains = load_audio(store, chunk, frontend.clip_samples)
         sources, mixture = mix_sources(audio[:, :, 0], gains)
-        est, _ = predict(model, mixture, visual(chunk), frontend, cfg.mask_threshold)
+        est, probs = predict(model, mixture, visual(chunk), frontend, cfg.mask_threshold)
         for j, spec in enumerate(chunk):
             mid = ids[i + j]
             est_j = est[j].double().numpy()
-            if not np.all(np.isfinite(est_j)):
+            # A thresholded NaN mask would silently become an all-zero (skipped) estimate: check the masks too.
+            if not (torch.isfinite(probs[j]).all() and np.all(np.isfinite(est_j))):
                 raise FloatingPointError(f"mixture {mid} (clips {', '.join(spec.clips)}): the model output contains NaN or inf")
             res = evaluate_mixture(sources[j].double().numpy(), est_j)
             row: dict[str, object] = {"mixture_id": mid, "clips": ",".join(spec.clips), "labels": ",".join(spec.labels)}

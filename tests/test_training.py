@@ -86,3 +86,19 @@ def test_separation_outside_the_workflow(micro, tmp_path):
     assert (np.abs(est).sum(axis=1) > 0).all()
     with pytest.raises(ValueError, match="NaN"):
         separate(model, np.full(100, np.nan, dtype=np.float32), frames, p.frontend)
+
+
+def test_a_nan_model_output_fails_evaluation_naming_the_mixture(micro, tmp_path):
+    from avsep.data.mixtures import make_test_mixtures
+    from avsep.evaluate import EvalConfig, evaluate_model
+    from avsep.models.separator import AVSeparator
+
+    p, manifest = micro
+    v = p.models["sop"].separator
+    net = AVSeparator(v)
+    with torch.no_grad():
+        net.bias.fill_(float("nan"))  # every mask logit becomes NaN
+    table = make_test_mixtures(read_manifest(manifest), 2, 2, p.seed, p.crop(v.visual.n_frames))
+    store = ClipStore(manifest, 11025)
+    with pytest.raises(FloatingPointError, match=r"mixture mix00000 \(clips .+\).*NaN or inf"):
+        evaluate_model(net, store, table, FrameInputs(store, v.visual.frame_size), EvalConfig(batch_size=2), p.frontend)
