@@ -11,6 +11,9 @@ min_version("9.0")
 
 configfile: "params.yaml"
 
+
+report: "report/workflow.rst"
+
 from avsep.config import validate as check_params
 
 # The schema and the cross-references, with messages naming the key (params.yaml: ... models.x.align_lambda).

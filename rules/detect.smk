@@ -42,7 +42,7 @@ rule detector_report:
         weights=expand("models/{dataset}/detector/weights.pt", dataset=TRAINED_DETECTORS),
         code=code(*DETECT_CODE),
     output:
-        "results/detector.csv",
+        report("results/detector.csv", caption="../report/detector.rst", category="Detection"),
     params:
         datasets=TRAINED_DETECTORS,
         train=DETECT["train"],

@@ -6,8 +6,8 @@ rule separation_table:
         summaries=table_summaries,
         code=code("report.py", "paper.py"),
     output:
-        table="results/{table}.csv",
-        vs_paper="results/{table}_vs_paper.csv",
+        table=report("results/{table}.csv", caption="../report/separation_table.rst", category="HFRA", labels={"table": "{table}"}),
+        vs_paper=report("results/{table}_vs_paper.csv", caption="../report/separation_table.rst", category="HFRA vs paper", labels={"table": "{table}"}),
     wildcard_constraints:
         table="|".join(SEPARATION_TABLES) or "(?!)",
     params:
@@ -33,8 +33,8 @@ rule probe_table:
         clap_idx=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.parquet",
         code=code(*MODEL_CODE, "analysis.py", "report.py", "paper.py"),
     output:
-        table="results/table4.csv",
-        vs_paper="results/table4_vs_paper.csv",
+        table=report("results/table4.csv", caption="../report/probe_table.rst", category="HFRA", labels={"table": "table4"}),
+        vs_paper=report("results/table4_vs_paper.csv", caption="../report/probe_table.rst", category="HFRA vs paper", labels={"table": "table4"}),
     params:
         table=config["tables"].get("table4"),
     log:
@@ -55,8 +55,8 @@ rule gap_table:
         clip_idx=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.parquet",
         code=code(*MODEL_CODE, "analysis.py", "report.py", "paper.py", "data/inputs.py"),
     output:
-        table="results/table5.csv",
-        vs_paper="results/table5_vs_paper.csv",
+        table=report("results/table5.csv", caption="../report/gap_table.rst", category="HFRA", labels={"table": "table5"}),
+        vs_paper=report("results/table5_vs_paper.csv", caption="../report/gap_table.rst", category="HFRA vs paper", labels={"table": "table5"}),
     params:
         table=config["tables"].get("table5"),
     log:
@@ -78,8 +78,8 @@ rule per_instrument_table:
         ),
         code=code("analysis.py", "report.py", "paper.py"),
     output:
-        table="results/tableA1.csv",
-        vs_paper="results/tableA1_vs_paper.csv",
+        table=report("results/tableA1.csv", caption="../report/per_instrument_table.rst", category="HFRA", labels={"table": "tableA1"}),
+        vs_paper=report("results/tableA1_vs_paper.csv", caption="../report/per_instrument_table.rst", category="HFRA vs paper", labels={"table": "tableA1"}),
     params:
         table=config["tables"].get("tableA1"),
     log:
@@ -98,7 +98,7 @@ rule figure1:
         table_a1="results/tableA1.csv",
         code=code("acoustics.py", "figures.py", "analysis.py"),
     output:
-        png="results/figure1.png",
+        png=report("results/figure1.png", caption="../report/figure1.rst", category="HFRA figures", labels={"figure": "figure1"}),
         csv="results/figure1.csv",
     params:
         figure=config.get("figures", {}).get("figure1"),
@@ -117,7 +117,7 @@ rule figure3:
         unpack(figure3_inputs),
         code=code(*MODEL_CODE, "figures.py", "inference.py", "data/inputs.py"),
     output:
-        png="results/figure3.png",
+        png=report("results/figure3.png", caption="../report/figure3.rst", category="HFRA figures", labels={"figure": "figure3"}),
         audio=directory("results/figure3_audio"),
     params:
         figure=config.get("figures", {}).get("figure3"),

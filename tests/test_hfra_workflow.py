@@ -89,3 +89,14 @@ def test_probe_gap_per_instrument_tables_and_figures(hfra_run):
     assert (hfra_run / "results/figure1.png").stat().st_size > 10_000
     wavs = sorted(p.name for p in (hfra_run / "results/figure3_audio").glob("*.wav"))
     assert len(wavs) == 1 + 2 * 3  # mixture + (truth, 2 methods) per source
+
+
+@pytest.mark.slow
+def test_html_report_bundles_every_table_and_figure_with_captions(hfra_run):
+    res = snakemake(hfra_run, "--report", "results/report.html", *TARGETS, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (hfra_run / "results/report.html").read_text(errors="replace")
+    for name in ("table1.csv", "table1_vs_paper.csv", "table4.csv", "table5.csv", "table6.csv", "tableA1.csv",
+                 "figure1.png", "figure3.png"):
+        assert name in html, name
+    assert "modality gap" in html and "attack ratio" in html  # captions

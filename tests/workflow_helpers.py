@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "avsep")
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "avsep", "report")
 
 
 def copy_workflow(dest: Path) -> None:
