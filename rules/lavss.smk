@@ -1,0 +1,198 @@
+# LAVSS (binaural, location-guided separation; params `lavss:`): seeded test lists, monaural pre-training on
+# the mono dataset, training of every table row on the binaural dataset, per-ear evaluation, tables 1-4 with
+# the paper's numbers beside them, and spectrogram figures. The logic is in avsep/lavss.py.
+from avsep.lavss import MIX_GT, box_inputs, check_lavss, rule_checkpoint, rule_eval_inputs, rule_table_inputs, rule_train_inputs
+
+LAVSS = config.get("lavss")
+LAVSS_CODE = (
+    *MODEL_CODE, "lavss.py", "binaural.py", "metrics.py", "models/lavss.py", "models/lavss_blocks.py", "data/inputs.py",
+)
+# A config whose lavss section names datasets it does not define (e.g. a test's micro config that keeps only
+# synth-music) has no LAVSS rules; asking for a LAVSS result then fails with that reason (rule lavss_disabled).
+LAVSS_DISABLED = None
+if LAVSS is not None:
+    _undefined = [LAVSS[k] for k in ("dataset", "pretrain_dataset") if LAVSS[k] not in config["datasets"]]
+    if _undefined:
+        LAVSS_DISABLED = f"params.yaml: lavss names dataset(s) {_undefined} that datasets: does not define"
+        LAVSS = None
+    else:
+        check_lavss(config)
+
+if LAVSS is not None:
+    LAVSS_DS = LAVSS["dataset"]
+    LAVSS_PRE_DS = LAVSS["pretrain_dataset"]
+    LAVSS_BOXES = LAVSS["boxes"]
+    LAVSS_MODELS = LAVSS["models"]
+    LAVSS_TRAINED = [m for m, e in LAVSS_MODELS.items() if e.get("finetune", True)]
+    LAVSS_METHODS = [*LAVSS_MODELS, MIX_GT]
+    LAVSS_SHARED = {  # what every LAVSS job depends on
+        "seed": config["seed"], "audio": {**config["audio"], **LAVSS.get("audio", {})}, "boxes": LAVSS_BOXES,
+        "defaults": LAVSS["defaults"],
+    }
+
+    rule lavss_mixtures:
+        input:
+            manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
+            boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
+            code=code(*LAVSS_CODE),
+        output:
+            different=f"data/{LAVSS_DS}/lavss/mixtures_different.parquet",
+            same_type=f"data/{LAVSS_DS}/lavss/mixtures_same_type.parquet",
+        params:
+            shared={k: LAVSS_SHARED[k] for k in ("seed", "audio", "boxes")},
+            lists={k: LAVSS[k] for k in ("test_mixtures", "same_type_mixtures", "same_type_min_dx")},
+            fps=config["audio"]["fps"],
+        log:
+            "logs/lavss/mixtures.log",
+        benchmark:
+            "logs/benchmarks/lavss/mixtures.tsv"
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_mixtures.py"
+
+    rule lavss_pretrain:
+        input:
+            manifest=f"data/{LAVSS_PRE_DS}/extract/manifest.parquet",
+            boxes=box_inputs(LAVSS_BOXES, LAVSS_PRE_DS),
+            code=code(*LAVSS_CODE),
+        output:
+            checkpoint=f"models/{LAVSS_PRE_DS}/lavss_pretrain/{{pre}}/checkpoint.pt",
+        wildcard_constraints:
+            pre="|".join(re.escape(m) for m in LAVSS["pretrain"]["models"]),
+        params:
+            shared=LAVSS_SHARED,
+            arch=lambda w: LAVSS["pretrain"]["models"][w.pre],
+            train={**LAVSS["train"], **LAVSS["pretrain"]["train"]},
+            gain_range=config["mixing"]["gain_range"],
+            fps=config["audio"]["fps"],
+        log:
+            "logs/lavss/pretrain/{pre}.log",
+        benchmark:
+            "logs/benchmarks/lavss/pretrain/{pre}.tsv"
+        threads: 1
+        resources:
+            mem_mb=3000,
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_pretrain.py"
+
+    rule lavss_train:
+        input:
+            unpack(lambda w: rule_train_inputs(config, w.variant)),
+            code=code(*LAVSS_CODE),
+        output:
+            checkpoint=f"models/{LAVSS_DS}/lavss/{{variant}}/checkpoint.pt",
+        wildcard_constraints:
+            variant="|".join(re.escape(m) for m in LAVSS_TRAINED) or "(?!)",
+        params:
+            shared=LAVSS_SHARED,
+            variant=lambda w: LAVSS_MODELS[w.variant],
+            train=LAVSS["train"],
+            mixing={"gain_range": config["mixing"]["gain_range"], "train_same_type": LAVSS["train_same_type"],
+                    "same_type_min_dx": LAVSS["same_type_min_dx"]},
+            fps=config["audio"]["fps"],
+        log:
+            "logs/lavss/train/{variant}.log",
+        benchmark:
+            "logs/benchmarks/lavss/train/{variant}.tsv"
+        threads: 1
+        resources:
+            mem_mb=3000,
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_train.py"
+
+    rule lavss_evaluate:
+        input:
+            unpack(lambda w: rule_eval_inputs(config, w.method)),
+            manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
+            boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
+            mixtures=f"data/{LAVSS_DS}/lavss/mixtures_{{kind}}.parquet",
+            code=code(*LAVSS_CODE),
+        output:
+            per_mixture=f"results/lavss_eval/{LAVSS_DS}/{{kind}}/{{method}}.parquet",
+            summary=f"results/lavss_eval/{LAVSS_DS}/{{kind}}/{{method}}.json",
+        wildcard_constraints:
+            kind="different|same_type",
+            method="|".join(re.escape(m) for m in LAVSS_METHODS),
+        params:
+            shared=LAVSS_SHARED,
+            method=lambda w: LAVSS_MODELS.get(w.method, MIX_GT),
+            evaluate=LAVSS["evaluate"],
+        log:
+            "logs/lavss/evaluate/{kind}/{method}.log",
+        benchmark:
+            "logs/benchmarks/lavss/evaluate/{kind}/{method}.tsv"
+        threads: 1
+        resources:
+            mem_mb=3000,
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_evaluate.py"
+
+    rule lavss_table:
+        input:
+            unpack(lambda w: rule_table_inputs(config, w.ltable)),
+            code=code("lavss.py", "models/lavss.py"),
+        output:
+            table="results/{ltable}.csv",
+            vs_paper="results/{ltable}_vs_paper.csv",
+        wildcard_constraints:
+            ltable="|".join(re.escape(t) for t in LAVSS["tables"]) or "(?!)",
+        params:
+            methods=lambda w: LAVSS["tables"][w.ltable],
+            rows=lambda w: {m: LAVSS_MODELS.get(m, MIX_GT) for m in LAVSS["tables"][w.ltable]},
+        log:
+            "logs/lavss/{ltable}.log",
+        benchmark:
+            "logs/benchmarks/lavss/{ltable}.tsv"
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_table.py"
+
+    rule lavss_figure:
+        input:
+            manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
+            boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
+            mixtures=f"data/{LAVSS_DS}/lavss/mixtures_{{kind}}.parquet",
+            checkpoints=[rule_checkpoint(config, m) for m in LAVSS["figures"]["methods"] if m != MIX_GT],
+            code=code(*LAVSS_CODE),
+        output:
+            png="results/lavss_figure_{kind}.png",
+        wildcard_constraints:
+            kind="different|same_type",
+        params:
+            shared=LAVSS_SHARED,
+            methods=LAVSS["figures"]["methods"],
+            evaluate=LAVSS["evaluate"],
+        log:
+            "logs/lavss/figure_{kind}.log",
+        benchmark:
+            "logs/benchmarks/lavss/figure_{kind}.tsv"
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_figure.py"
+
+elif LAVSS_DISABLED is not None:
+
+    rule lavss_disabled:
+        input:
+            code=code("lavss.py"),
+        output:
+            "results/lavss_{anything}",
+        params:
+            reason=LAVSS_DISABLED,
+        log:
+            "logs/lavss/disabled_{anything}.log",
+        benchmark:
+            "logs/benchmarks/lavss/disabled_{anything}.tsv"
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_disabled.py"

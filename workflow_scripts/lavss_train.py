@@ -1,0 +1,9 @@
+"""Snakemake script: train one LAVSS-table variant on the binaural dataset (rule lavss_train)."""
+from avsep import lavss
+from avsep.workflow import rule_context
+
+with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
+    i = snakemake.input  # noqa: F821
+    init = i.init if hasattr(i, "init") else None
+    lavss.stage_train(p, snakemake.wildcards.variant, i.manifest, list(i.boxes), snakemake.output.checkpoint,  # noqa: F821
+                      init, threads=snakemake.threads)  # noqa: F821
