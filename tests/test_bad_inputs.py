@@ -222,6 +222,7 @@ def corpus_params(base: str) -> dict:
     for table in p["tables"].values():  # tables must name a defined dataset (nothing here builds them)
         table["dataset"] = "bad-music"
     p.pop("figures", None)  # optional, and nothing here draws them
+    p["detect"]["datasets"] = []  # nothing here is detected
     return p
 
 
