@@ -88,6 +88,14 @@ def check_references(params: dict[str, Any]) -> None:
     lo, hi = params["mixing"]["gain_range"]
     if lo > hi:
         raise ConfigError("params.yaml: mixing.gain_range must be [low, high] with low <= high")
+    a = params["audio"]
+    sides = {"audio.warp_bins": a["warp_bins"], "audio.clip_samples // audio.hop + 1": a["clip_samples"] // a["hop"] + 1}
+    for name, v in params["models"].items():
+        nd = v.get("num_downs", params["model_defaults"].get("num_downs", 7))
+        for key, side in sides.items():
+            if side % 2**nd:
+                raise ConfigError(f"params.yaml: models.{name}: {key} = {side} is not a multiple of 2^num_downs = {2**nd} "
+                                  "(the U-Net halves the spectrogram num_downs times)")
     if "clip" in params and params["clip"]["fps"] > params["audio"]["fps"]:
         raise ConfigError(f"params.yaml: clip.fps={params['clip']['fps']} exceeds audio.fps={params['audio']['fps']} (the extracted frame rate)")
 
@@ -194,7 +202,7 @@ class Params:
             # Sound-of-Pixels frame heads tile the k-channel visual vector; CLIP variants use middle_dim.
             middle_dim=d["k"] if frames and d["fusion"] == "middle" else d["middle_dim"],
             align_dim=CLAP_DIM if d["align_lambda"] > 0 else 0,
-            unet=UNetConfig(ngf=d["ngf"]),
+            unet=UNetConfig(ngf=d["ngf"], num_downs=d.get("num_downs", 7)),
             visual=VisualConfig(
                 kind=d["visual"], width=d["visual_width"], frame_size=d["frame_size"], n_frames=d["n_frames"],
                 embedding_dim=CLIP_DIM,

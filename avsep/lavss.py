@@ -1068,7 +1068,17 @@ def table2(lp: LAVSSParams, methods: list[str], summaries: list[str], per_mixtur
         v["average"] = s["sdr"]
         v["paper_average"] = float(np.mean(list(paper.values()))) if key in PAPER_TABLE2 else math.nan
         vs.append({**v, "dataset": s["dataset"], "boxes": s["boxes"], "paper_dataset": PAPER_DATASET})
-    return pd.DataFrame(rows), pd.DataFrame(vs)
+    instruments = sorted({k for r in rows for k in r} - {"method", "average", "SDR_left", "SDR_right", "dataset", "boxes",
+                                                         "weights", "n_mixtures", "n_skipped"})
+    cols = ["method", *instruments, "average", "SDR_left", "SDR_right", "dataset", "boxes", "weights", "n_mixtures",
+            "n_skipped"]
+    for v in vs:  # the paper's value of every instrument column, also where a method scored no such mixture
+        paper = dict(zip(PAPER_TABLE2_INSTRUMENTS, PAPER_TABLE2.get(v["paper_method"], (math.nan,) * 6)))
+        for lab in instruments:
+            v[f"paper_{lab}"] = paper.get(_instrument_key(lab), math.nan)
+    vs_cols = ["method", "paper_method", *[c for i in instruments for c in (i, f"paper_{i}")], "average", "paper_average",
+               "dataset", "boxes", "paper_dataset"]
+    return pd.DataFrame(rows, columns=cols), pd.DataFrame(vs, columns=vs_cols)
 
 
 def _flags(v: Variant) -> dict[str, Any]:

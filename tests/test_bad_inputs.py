@@ -67,7 +67,7 @@ DOWNLOAD_FAILURES = {
 EXTRACT_FAILURES = {
     "zeroFrames1": "no video frames decoded (0 frames)",
     "silentAudio": "silent audio",
-    "tooShort001": "too short: 33075 samples < 65535",
+    "tooShort001": "too short: 22050 samples < 32767",
 }
 NEVER_REQUESTED = ("etc", "Proxy", "extraField", "badLabel")
 #: FAIR-Play clip -> reason at import ("" = ok).
@@ -116,7 +116,7 @@ def make_corpus(root: Path) -> None:
     run_ffmpeg(["-i", str(src), "-map", "0", "-c", "copy", "-bsf:v", "noise=drop=key", str(v / "zeroFrames1.mp4")], "make")
     silence = ["-f", "lavfi", "-i", f"anullsrc=r=22050:cl=mono:duration={SECONDS}"]
     run_ffmpeg([*_video(), *silence, *_H264, "-c:a", "aac", str(v / "silentAudio.mp4")], "make")
-    make_av(v / "tooShort001.mp4", 800.0, seconds=3.0)
+    make_av(v / "tooShort001.mp4", 800.0, seconds=2.0)
 
     meta = root / "meta"
     meta.mkdir()

@@ -7,8 +7,21 @@ from workflow_helpers import ROOT, copy_workflow, default_params, snakemake, wri
 
 def test_default_params_are_valid():
     p = load_params(ROOT / "params.yaml")
-    assert p.frontend.n_fft == 1022 and p.frontend.hop == 256 and p.frontend.clip_samples == 65535
-    assert p.models["sop"].separator.fusion == "late"
+    # The papers' STFT; the demo separates 3 s clips into 128 x 128 spectrograms with a 6-level U-Net (2 x 2 bottleneck).
+    assert p.frontend.n_fft == 1022 and p.frontend.hop == 256 and p.frontend.clip_samples == 32767
+    assert p.frontend.n_frames == p.frontend.warp_bins == 128
+    assert p.models["sop"].separator.fusion == "late" and p.models["hfra"].separator.unet.num_downs == 6
+
+
+def test_spectrogram_sides_must_divide_by_the_unet_depth():
+    raw = default_params()
+    raw["audio"]["warp_bins"] = 96
+    with pytest.raises(ConfigError, match=r"models\.sop: audio\.warp_bins = 96 is not a multiple of 2\^num_downs = 64"):
+        Params(raw)
+    raw["audio"]["warp_bins"] = 128
+    raw["models"]["hfra"]["num_downs"] = 8
+    with pytest.raises(ConfigError, match=r"models\.hfra: audio\.warp_bins = 128 is not a multiple of 2\^num_downs = 256"):
+        Params(raw)
 
 
 @pytest.mark.parametrize(

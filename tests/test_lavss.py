@@ -199,26 +199,32 @@ def test_ablation_switches_remove_exactly_their_modules():
         tiny(bottleneck_fusion=False)
 
 
-def test_pretrained_mono_weights_transfer_and_ipd_channels_start_silent():
+@pytest.mark.parametrize("backbone", ["sep25d", "sop"])
+def test_transferred_mono_model_starts_from_the_mono_function(backbone):
     torch.manual_seed(0)
-    mono = LAVSSNet(tiny(ipd=False, position=False)).eval()
+    mono = LAVSSNet(tiny(backbone=backbone, ipd=False, position=False)).eval()
     for p in mono.parameters():  # make the BatchNorm affine parameters non-trivial
         p.data.add_(0.01 * torch.randn_like(p))
-    bin_cfg = tiny(position=False)
-    net = LAVSSNet(bin_cfg)
+    net = LAVSSNet(tiny(backbone=backbone))  # binaural: IPD channels and the position branch are new
     parts = transfer_pretrained(net, mono.state_dict(), mono.cfg)
-    assert parts == ["U-Net", "visual network", "AVP fusion"]
+    head = ["late-fusion head"] if backbone == "sop" else []
+    assert parts == ["U-Net", "visual network", "AVP fusion", *head]
     net.eval()
     audio, images, boxes = _inputs(c=3)
+    images = torch.rand_like(images)
     with torch.no_grad():
         ref = mono(audio[:, :, :1], images, boxes)
-        out = net(audio, images, boxes)  # the IPD channels have zero first-layer weights: no effect yet
+        out = net(audio, images, boxes)  # zero IPD input weights and a zeroed VP output conv: no effect yet
     assert torch.allclose(ref, out, atol=1e-5)
-    # A variant with another fusion gets the U-Net and visual network only.
-    other = LAVSSNet(tiny(multi_scale=False))
-    assert transfer_pretrained(other, mono.state_dict(), mono.cfg) == ["U-Net", "visual network"]
+    # ... and both new branches are trainable from there (they get gradients).
+    net.train()
+    net(audio, images, boxes).square().mean().backward()
+    assert net.vp.conv.weight.grad.abs().sum() > 0 and net.unet.downs[0][0].weight.grad[:, 1:].abs().sum() > 0
+    # A variant with another fusion gets the U-Net and visual network (and late head) only.
+    other = LAVSSNet(tiny(backbone=backbone, multi_scale=False))
+    assert transfer_pretrained(other, mono.state_dict(), mono.cfg) == ["U-Net", "visual network", *head]
     with pytest.raises(ValueError, match="monaural"):
-        transfer_pretrained(other, net.state_dict(), bin_cfg)
+        transfer_pretrained(other, net.state_dict(), net.cfg)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -374,7 +380,7 @@ def test_default_lavss_config_parses():
     ({"tables__lavss_table1": ["sop_ear", "ghost"]}, "lavss.tables.lavss_table1"),
     ({"dataset": "synth-music"}, "lavss.dataset"),
     ({"models__lavss__position_typo": True}, "lavss.models.lavss"),
-    ({"defaults__num_downs": 7}, "lavss.pretrain.models.pre_sop: a U-Net of num_downs=7"),
+    ({"defaults__num_downs": 8}, "lavss.pretrain.models.pre_sop: a U-Net of num_downs=8"),
 ])
 def test_config_errors_name_the_key(changes, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -78,7 +78,8 @@ def test_lavss_tables_are_labelled_and_match_the_per_mixture_scores(lavss_run):
     t3 = pd.read_csv(lavss_run / "results/lavss_table3.csv")
     assert list(t3["pretrain"]) == ["yes*", "yes", "no"] and list(t3["backbone"]) == ["SoP", "SoP", "2.5D-sep"]
     assert list(t3["position"]) == [False, True, True] and list(t3["ipd"]) == [False, True, True]
-    assert t3["SDR_same_type"].notna().all()
+    assert t3["SDR_same_type"].notna().all() and t3["weights"].iloc[-1] == "random-init"
+    assert list(t3["ipd_features"].fillna("")) == ["", "cos+sin", "cos+sin"]
     vs3 = pd.read_csv(lavss_run / "results/lavss_table3_vs_paper.csv")
     assert list(vs3["paper_SDR_left"]) == [4.22, 5.32, 5.27]
     t4 = pd.read_csv(lavss_run / "results/lavss_table4.csv")

@@ -12,7 +12,12 @@ One network class covers every row of the LAVSS tables; :class:`LAVSSConfig` swi
   of the box (the appearance-only baselines: Sound-of-Pixels and 2.5D-sep see the whole frame).
 * **Position** (``position``): gamma(x, y) of every box sample (eq. 1), adaptive max-pool to ``p x p`` and the
   MLP (:class:`~avsep.models.lavss_blocks.PositionNet`) give ``F_p``; the VP cross attention (eq. 3; or,
-  with ``vp_attention=False``, ``Conv1x1(F_v (+) F_p)``) gives ``F_vp``. Without position ``F_vp = F_v``.
+  with ``vp_attention=False``, ``Conv1x1(F_v (+) F_p)``) is added to ``F_v``:
+  ``F_vp = F_v + Conv1x1(CMA(F_v, F_p) (+) CMA(F_p, F_v))``. The residual ``F_v`` is our addition: loading a
+  mono pre-trained model zeroes that convolution, so the model starts from exactly the pre-trained function
+  (as the zero-weight IPD input channels do) and learns the position branch; with eq. 3 taken literally a
+  freshly initialised VP block would feed noise in place of the pre-trained ``F_v`` and the transfer would be
+  lost. Without position ``F_vp = F_v``.
 * **Fusion**, by ``backbone``:
 
   - ``sep25d`` (2.5D-sep style, the LAVSS backbone): the multi-scale AVP fusion (eqs. 5-6,
@@ -184,7 +189,7 @@ class LAVSSNet(nn.Module):
             return f_v
         hw = (images.shape[-2], images.shape[-1])
         f_p = self.position_net.encode_boxes(boxes, hw, grid=(cfg.pos_grid, cfg.pos_grid))
-        return self.vp(f_v, f_p)
+        return f_v + self.vp(f_v, f_p)
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, audio: torch.Tensor, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -231,7 +236,9 @@ def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg
     first-conv weights, the IPD channels start at zero weight, so the network initially computes what the
     mono one did) and the visual network (ResNet-18 and its projection). The fusion module (``sep25d``) or
     late-fusion head (``sop``) is copied when the two architectures agree (:meth:`fusion_signature`);
-    the position network and VP attention, which mono pre-training has not got, stay freshly initialised.
+    the position network and VP attention, which mono pre-training has not got, stay freshly initialised
+    except the VP block's output convolution, which is zeroed: ``F_vp = F_v`` at first, so the transferred
+    model computes exactly the mono model's masks on each ear until it learns to use IPD and position.
     """
     cfg = model.cfg
     if pre_cfg.ipd or pre_cfg.position:
@@ -272,4 +279,8 @@ def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg
         else:
             new[key] = val
     model.load_state_dict(new)
+    if model.vp is not None:
+        with torch.no_grad():
+            model.vp.conv.weight.zero_()
+            model.vp.conv.bias.zero_()
     return parts
