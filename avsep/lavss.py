@@ -37,7 +37,6 @@ Evaluation (:func:`evaluate_lavss`)
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -69,6 +68,7 @@ from .mixing import mix_sources
 from .models.lavss import LAVSSConfig, LAVSSNet, transfer_pretrained
 from .progress import progress
 from .seeding import rng, seed_everything
+from .train import optimizer_step, plain, resume_state, write_log
 
 LOG_EPS = 1e-10
 MIX_GT = "mix_gt"  # the method name of the mixture-as-estimate row
@@ -695,12 +695,7 @@ def train_lavss(
         loss = terms["l1"] + cfg.alpha * terms["l2"] + cfg.beta * terms["time"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"LAVSS training loss became {loss.item()} at step {step} ({meta.get('model')})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, model, opt, sched, cfg.grad_clip)
         for k, v in (("loss", loss.item()), *((k, t.item()) for k, t in terms.items())):
             sums[k] = sums.get(k, 0.0) + v
         done = step + 1
@@ -712,40 +707,21 @@ def train_lavss(
             sums = {}
         bar.update(1)
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            checkpoint.save(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                         "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                                         "step": done, "log": rows})
+            checkpoint.save(state_path, resume_state(model, opt, sched, done, rows))
         if stop_after is not None and done >= stop_after:
             bar.close()
             return state_path
     bar.close()
-    _write_log(rows, log_path)
+    write_log(rows, log_path, ("loss", "l1", "l2", "time"))
     final = out / "checkpoint.pt"
     checkpoint.save(final, {
         "model": {k: v.cpu() for k, v in model.state_dict().items()},
         "config": arch.to_dict(),
-        "meta": _plain({**meta, "train": asdict(cfg), "transferred": transferred,
+        "meta": plain({**meta, "train": asdict(cfg), "transferred": transferred,
                         "final_loss": rows[-1]["loss"] if rows else math.nan}),
     })
     state_path.unlink(missing_ok=True)
     return final
-
-
-def _write_log(rows: list[dict[str, Any]], path: Path) -> None:
-    cols = ["step", "loss", "l1", "l2", "time", "lr", "seconds"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({**r, **{k: f"{r[k]:.6f}" for k in ("loss", "l1", "l2", "time")}, "lr": f"{r['lr']:.3g}"})
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def load_lavss_checkpoint(path: str | Path) -> dict[str, Any]:

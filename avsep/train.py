@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -150,12 +151,7 @@ def train(
         loss, parts = train_step(net, data, step, local_bs, align_lambda, ctx.rank * local_bs, ctx.device)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, model, opt, sched, cfg.grad_clip)
         values = ctx.mean([loss.item(), *parts.values()])  # the global-batch loss on every rank
         running += values[0]
         for k, v in zip(parts, values[1:]):
@@ -175,17 +171,7 @@ def train(
         bar.update(1)
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
             if main:
-                checkpoint.save(
-                    state_path,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "torch_rng": torch.get_rng_state(),
-                        "step": done,
-                        "log": log_rows,
-                    },
-                )
+                checkpoint.save(state_path, resume_state(model, opt, sched, done, log_rows))
             ctx.barrier()
         if stop_after is not None and done >= stop_after:
             bar.close()
@@ -193,13 +179,13 @@ def train(
     bar.close()
     final = out / "checkpoint.pt"
     if main:
-        _write_log(log_rows, log_path)
+        write_log(log_rows, log_path, ("loss", "sep", "align"))
         checkpoint.save(
             final,
             {
                 "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                "config": _plain(model_cfg.to_dict()),
-                "meta": _plain({**meta, "train": asdict(cfg), "world_size": ctx.world_size,
+                "config": plain(model_cfg.to_dict()),
+                "meta": plain({**meta, "train": asdict(cfg), "world_size": ctx.world_size,
                                 "final_loss": log_rows[-1]["loss"] if log_rows else math.nan}),
             },
         )
@@ -208,19 +194,38 @@ def train(
     return final
 
 
-def _write_log(rows: list[dict[str, Any]], path: Path) -> None:
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                   sched: torch.optim.lr_scheduler.LRScheduler, grad_clip: float) -> None:
+    """Backpropagate ``loss``, clip the gradient norm of ``model`` (when ``grad_clip`` > 0), step and schedule."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    sched.step()
+
+
+def resume_state(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+                 step: int, log: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a resumed run needs to continue bit for bit: weights, optimizer, scheduler, RNG, step and log so far."""
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "torch_rng": torch.get_rng_state(), "step": step, "log": log}
+
+
+def write_log(rows: list[dict[str, Any]], path: Path, loss_cols: Sequence[str]) -> None:
+    """``train_log.csv``: step, the loss columns (6 decimals), lr and seconds, written atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["step", "loss", "sep", "align", "lr", "seconds"], lineterminator="\n")
+        w = csv.DictWriter(f, fieldnames=["step", *loss_cols, "lr", "seconds"], lineterminator="\n")
         w.writeheader()
         for r in rows:
-            losses = {k: f"{r[k]:.6f}" for k in ("loss", "sep", "align") if k in r}
+            losses = {k: f"{r[k]:.6f}" for k in loss_cols if k in r}
             w.writerow({**r, **losses, "lr": f"{r['lr']:.3g}"})
 
 
-def _plain(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     """Tuples to lists, so metadata loads with ``weights_only=True``."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     return obj
