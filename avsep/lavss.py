@@ -16,7 +16,9 @@ Data (:class:`BoxSource`, :func:`make_mixture_list`, :class:`LAVSSSampler`)
     and 4) and ``same_type`` (two clips of the **same** instrument whose boxes are at least
     ``same_type_min_dx`` of the frame width apart, table 2). Training mixtures are a pure function of
     (seed, step, index): a fraction ``train_same_type`` of them are same-type pairs at different
-    positions, the rest different instruments; random crops, gains and one random frame per source.
+    positions, the rest different instruments; random crops, gains and one random frame per source. With
+    ``train.mirror`` a mixture is mirrored left-right (ears swapped, frames and boxes flipped,
+    :func:`mirror_batch`) with that probability.
 
 Model input (:func:`audio_features`)
     Per ear: ``log(warp(|X_e|) + 1e-10)`` and, with IPD, ``warp(cos IPD)`` (paper eq. 4) and optionally
@@ -100,6 +102,7 @@ class LAVSSTrainConfig:
     alpha: float = 0.5  # eq. 8 weight of the L2 mask term
     beta: float = 0.25  # eq. 8 weight of the time-domain term
     weighting: str = "none"  # none (eq. 8 as written) | magnitude (bins weighted by the mixture magnitude)
+    mirror: float = 0.0  # probability that a training mixture is mirrored (ears swapped, frame flipped)
     seed: int = 0
     threads: int = 1
 
@@ -160,7 +163,7 @@ def _train_config(t: dict[str, Any], seed: int, threads: int) -> LAVSSTrainConfi
         weight_decay=float(t.get("weight_decay", 1e-4)), grad_clip=float(t.get("grad_clip", 5.0)),
         checkpoint_every=int(t["checkpoint_every"]), log_every=int(t["log_every"]),
         alpha=float(t.get("alpha", 0.5)), beta=float(t.get("beta", 0.25)), weighting=str(t.get("weighting", "none")),
-        seed=seed, threads=threads,
+        mirror=float(t.get("mirror", 0.0)), seed=seed, threads=threads,
     )
 
 
@@ -560,6 +563,11 @@ class LAVSSSampler:
     def batch(self, step: int, batch_size: int) -> list[MixSpec]:
         return [self.item(step, i) for i in range(batch_size)]
 
+    def mirror_flags(self, step: int, batch_size: int, p: float) -> torch.Tensor:
+        """Which mixtures of the batch at ``step`` are mirrored (each with probability ``p``; a pure function of
+        (seed, step, index), like the mixtures themselves)."""
+        return torch.tensor([bool(rng("lavss-mirror", self.seed, step, i).random() < p) for i in range(batch_size)])
+
 
 # ==========================================================================================================
 # Batches
@@ -589,6 +597,33 @@ class LAVSSData:
             for sp in specs
         ])
         return Batch(sources, mixture, torch.from_numpy(images), self.boxes.boxes(specs))
+
+
+def mirror_batch(batch: Batch, flags: torch.Tensor) -> Batch:
+    """The batch with the mixtures where ``flags`` is true mirrored left-right (a new Batch; inputs untouched).
+
+    Mirroring swaps the ears of the mixture and of every source, flips each source's frame horizontally and
+    maps its box ``(x1, y1, x2, y2)`` to ``(1 - x2, y1, 1 - x1, y2)``: the scene as seen and heard from the
+    mirrored side. The binaural renderer is left-right symmetric (:func:`avsep.data.spatial.spatialize` at
+    ``-azimuth`` gives the swapped ears), so a mirrored synthetic mixture is exactly one the renderer could
+    have made with the objects at the mirrored positions. It doubles the positions a small training set
+    shows, and a clip's sound can no longer tell its side by itself: only position and the interaural cues
+    do. A mono batch (one ear) only has its frames and boxes flipped.
+    """
+    f = flags.to(torch.bool)
+    if f.shape != (batch.mixture.shape[0],):
+        raise ValueError(f"mirror flags {tuple(f.shape)} do not match the batch of {batch.mixture.shape[0]} mixtures")
+    if not bool(f.any()):
+        return batch
+    boxes = batch.boxes.clone()
+    boxes[f, :, 0] = 1.0 - batch.boxes[f, :, 2]
+    boxes[f, :, 2] = 1.0 - batch.boxes[f, :, 0]
+
+    def where(x: torch.Tensor, dim: int) -> torch.Tensor:
+        return torch.where(f.view(-1, *([1] * (x.dim() - 1))), x.flip(dim), x)
+
+    return Batch(sources=where(batch.sources, 2), mixture=where(batch.mixture, 1), images=where(batch.images, -1),
+                 boxes=boxes)
 
 
 def predict_masks(model: LAVSSNet, batch: Batch, frontend: FrontendConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -691,7 +726,10 @@ def train_lavss(
     t0 = time.time()
     sums: dict[str, float] = {}
     for step in range(start, cfg.steps):
-        terms = loss_terms(model, data.batch(sampler.batch(step, cfg.batch_size)), data.frontend, cfg.weighting)
+        batch = data.batch(sampler.batch(step, cfg.batch_size))
+        if cfg.mirror > 0:
+            batch = mirror_batch(batch, sampler.mirror_flags(step, cfg.batch_size, cfg.mirror))
+        terms = loss_terms(model, batch, data.frontend, cfg.weighting)
         loss = terms["l1"] + cfg.alpha * terms["l2"] + cfg.beta * terms["time"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"LAVSS training loss became {loss.item()} at step {step} ({meta.get('model')})")

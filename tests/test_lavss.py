@@ -20,6 +20,7 @@ from avsep.data.spatial import position_to_azimuth, spatialize
 from avsep.data.store import ClipStore
 from avsep.frontend import FrontendConfig
 from avsep.lavss import (
+    Batch,
     BoxSource,
     LAVSSData,
     LAVSSSampler,
@@ -32,6 +33,7 @@ from avsep.lavss import (
     load_lavss,
     loss_terms,
     make_mixture_list,
+    mirror_batch,
     train_lavss,
 )
 from avsep.metrics import evaluate_mixture
@@ -200,23 +202,38 @@ def test_ablation_switches_remove_exactly_their_modules():
 
 
 @pytest.mark.parametrize("backbone", ["sep25d", "sop"])
-def test_transferred_mono_model_starts_from_the_mono_function(backbone):
+def test_transfer_copies_the_mono_weights_and_leaves_the_new_branches_fresh(backbone):
     torch.manual_seed(0)
     mono = LAVSSNet(tiny(backbone=backbone, ipd=False, position=False)).eval()
     for p in mono.parameters():  # make the BatchNorm affine parameters non-trivial
         p.data.add_(0.01 * torch.randn_like(p))
     net = LAVSSNet(tiny(backbone=backbone))  # binaural: IPD channels and the position branch are new
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
     parts = transfer_pretrained(net, mono.state_dict(), mono.cfg)
     head = ["late-fusion head"] if backbone == "sop" else []
     assert parts == ["U-Net", "visual network", "AVP fusion", *head]
+    got, pre = net.state_dict(), mono.state_dict()
+    for key, val in pre.items():  # every mono weight is copied (the first conv and BatchNorm into channel 0)
+        if key == "unet.downs.0.0.weight":
+            assert torch.equal(got[key][:, :1], val)
+        elif key.startswith("unet.bn0.") and val.dim() == 1:
+            assert torch.equal(got[key][:1], val)
+        else:
+            assert torch.equal(got[key], val), key
+    # The IPD input weights and the position branch keep their fresh initialisation: none is zeroed.
+    assert torch.equal(got["unet.downs.0.0.weight"][:, 1:], fresh["unet.downs.0.0.weight"][:, 1:])
+    assert got["unet.downs.0.0.weight"][:, 1:].abs().sum() > 0 and net.vp.conv.weight.abs().sum() > 0
+    new = [k for k in got if k.startswith(("position_net.", "vp."))]
+    assert new and all(torch.equal(got[k], fresh[k]) for k in new)
+    # Both new branches reach the masks and are trained from there.
     net.eval()
     audio, images, boxes = _inputs(c=3)
-    images = torch.rand_like(images)
     with torch.no_grad():
-        ref = mono(audio[:, :, :1], images, boxes)
-        out = net(audio, images, boxes)  # zero IPD input weights and a zeroed VP output conv: no effect yet
-    assert torch.allclose(ref, out, atol=1e-5)
-    # ... and both new branches are trainable from there (they get gradients).
+        out = net(audio, images, boxes)
+        no_ipd = audio.clone()
+        no_ipd[:, :, 1:] = 0.0
+        assert not torch.allclose(out, net(no_ipd, images, boxes))
+        assert not torch.allclose(out, net(audio, images, boxes.flip(1)))
     net.train()
     net(audio, images, boxes).square().mean().backward()
     assert net.vp.conv.weight.grad.abs().sum() > 0 and net.unet.downs[0][0].weight.grad[:, 1:].abs().sum() > 0
@@ -300,6 +317,46 @@ def test_mixture_lists_are_seeded_and_same_type_pairs_are_apart(tiny_dataset):
     assert all(0 <= sp.frames[0][0] < 24 for sp in batch)
 
 
+def test_a_mirrored_mixture_is_the_mixture_rendered_at_the_mirrored_positions():
+    sr, n = FE.sample_rate, FE.clip_samples
+    gen = np.random.default_rng(4)
+    t = np.arange(n) / sr
+    monos = [np.sin(2 * np.pi * f0 * t) * gen.uniform(0.5, 1.0, n) for f0 in (220.0, 330.0)]
+    xs = (0.2, 0.65)
+
+    def render(positions):
+        return torch.from_numpy(np.stack([spatialize(m, sr, position_to_azimuth(x)) for m, x in zip(monos, positions)]))
+
+    sources = render(xs)[None]  # (1, N, E, L)
+    boxes = torch.tensor([[[x - 0.1, 0.3, x + 0.1, 0.7] for x in xs]])
+    images = torch.rand(1, 2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    batch = Batch(sources, sources.sum(1), images, boxes)
+    before = [x.clone() for x in (batch.sources, batch.mixture, batch.images, batch.boxes)]
+    m = mirror_batch(batch, torch.tensor([True]))
+    mirrored = render([1.0 - x for x in xs])[None]
+    assert torch.allclose(m.sources, mirrored, atol=1e-5)  # the renderer is left-right symmetric
+    assert torch.allclose(m.mixture, mirrored.sum(1), atol=1e-5)
+    assert torch.allclose(m.boxes, torch.tensor([[[0.7, 0.3, 0.9, 0.7], [0.25, 0.3, 0.45, 0.7]]]))
+    assert torch.equal(m.images, images.flip(-1))
+    # the input batch is untouched, mirroring twice gives it back, and unflagged mixtures stay as they are
+    assert all(torch.equal(a, b) for a, b in zip(before, (batch.sources, batch.mixture, batch.images, batch.boxes)))
+    twice = mirror_batch(m, torch.tensor([True]))
+    assert torch.equal(twice.sources, batch.sources) and torch.allclose(twice.boxes, batch.boxes)
+    assert mirror_batch(batch, torch.tensor([False])) is batch
+    with pytest.raises(ValueError, match="do not match"):
+        mirror_batch(batch, torch.tensor([True, False]))
+
+
+def test_mirror_flags_are_a_seeded_function_of_the_step(tiny_dataset):
+    man, data = _data(tiny_dataset)
+    clips = eligible_clips(man, "train", data.boxes, FE.clip_samples)
+    sampler = LAVSSSampler(clips, 5, _crop(), (0.5, 1.5))
+    flags = torch.stack([sampler.mirror_flags(s, 8, 0.5) for s in range(50)])
+    assert torch.equal(flags, torch.stack([sampler.mirror_flags(s, 8, 0.5) for s in range(50)]))
+    assert 0.4 < flags.float().mean() < 0.6 and not torch.equal(flags[0], flags[1])
+    assert not sampler.mirror_flags(3, 8, 0.0).any() and sampler.mirror_flags(3, 8, 1.0).all()
+
+
 def test_mix_gt_scores_the_mixture_per_ear(tiny_dataset):
     man, data = _data(tiny_dataset)
     table = make_mixture_list(man, data.boxes, "different", 2, 3, _crop(), 0.3)
@@ -320,7 +377,8 @@ def test_training_lowers_the_loss_and_resumes_to_identical_weights(tiny_dataset,
     man, data = _data(tiny_dataset)
     clips = eligible_clips(man, "train", data.boxes, FE.clip_samples)
     sampler = LAVSSSampler(clips, 1, _crop(), (0.5, 1.5), same_type=0.5, min_dx=0.3)
-    cfg = LAVSSTrainConfig(steps=20, batch_size=4, lr=3e-3, checkpoint_every=5, log_every=5, seed=2, threads=1)
+    cfg = LAVSSTrainConfig(steps=20, batch_size=4, lr=3e-3, checkpoint_every=5, log_every=5, weighting="magnitude",
+                           mirror=0.5, seed=2, threads=1)
     arch = tiny(backbone="sop", bottleneck_fusion=False)
     held_out = data.batch(LAVSSSampler(eligible_clips(man, "test", data.boxes, FE.clip_samples), 9, _crop(), (1.0, 1.0),
                                        same_type=0.5, min_dx=0.3).batch(0, 8))

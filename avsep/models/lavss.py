@@ -13,11 +13,9 @@ One network class covers every row of the LAVSS tables; :class:`LAVSSConfig` swi
 * **Position** (``position``): gamma(x, y) of every box sample (eq. 1), adaptive max-pool to ``p x p`` and the
   MLP (:class:`~avsep.models.lavss_blocks.PositionNet`) give ``F_p``; the VP cross attention (eq. 3; or,
   with ``vp_attention=False``, ``Conv1x1(F_v (+) F_p)``) is added to ``F_v``:
-  ``F_vp = F_v + Conv1x1(CMA(F_v, F_p) (+) CMA(F_p, F_v))``. The residual ``F_v`` is our addition: loading a
-  mono pre-trained model zeroes that convolution, so the model starts from exactly the pre-trained function
-  (as the zero-weight IPD input channels do) and learns the position branch; with eq. 3 taken literally a
-  freshly initialised VP block would feed noise in place of the pre-trained ``F_v`` and the transfer would be
-  lost. Without position ``F_vp = F_v``.
+  ``F_vp = F_v + Conv1x1(CMA(F_v, F_p) (+) CMA(F_p, F_v))``. The residual ``F_v`` is our addition: with eq. 3
+  taken literally a freshly initialised VP block would replace the pre-trained ``F_v`` of a transferred
+  model by noise. Without position ``F_vp = F_v``.
 * **Fusion**, by ``backbone``:
 
   - ``sep25d`` (2.5D-sep style, the LAVSS backbone): the multi-scale AVP fusion (eqs. 5-6,
@@ -233,12 +231,15 @@ def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg
     """Copy a mono pre-trained model's weights into ``model`` (in place); returns the parts copied.
 
     Always the U-Net (its input is inflated: the log-magnitude channel keeps the pre-trained BatchNorm and
-    first-conv weights, the IPD channels start at zero weight, so the network initially computes what the
-    mono one did) and the visual network (ResNet-18 and its projection). The fusion module (``sep25d``) or
-    late-fusion head (``sop``) is copied when the two architectures agree (:meth:`fusion_signature`);
-    the position network and VP attention, which mono pre-training has not got, stay freshly initialised
-    except the VP block's output convolution, which is zeroed: ``F_vp = F_v`` at first, so the transferred
-    model computes exactly the mono model's masks on each ear until it learns to use IPD and position.
+    first-conv weights, the IPD channels keep their fresh initialisation) and the visual network (ResNet-18
+    and its projection). The fusion module (``sep25d``) or late-fusion head (``sop``) is copied when the two
+    architectures agree (:meth:`fusion_signature`). The position network and VP attention, which mono
+    pre-training has not got, stay freshly initialised, as the paper's new parts are.
+
+    Neither new branch is zeroed to make the transferred model start from the mono function: on a
+    same-type mixture position is useless without IPD features in the U-Net and IPD features are useless
+    without position, so with both branches at zero neither gets a gradient (a saddle). Measured on the
+    default ``synth-fairplay`` config: same-type SDR -0.69 dB with both zeroed, +2.13 dB with both fresh.
     """
     cfg = model.cfg
     if pre_cfg.ipd or pre_cfg.position:
@@ -271,7 +272,7 @@ def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg
             t[:1] = val
             new[key] = t
         elif key == "unet.downs.0.0.weight" and tgt.shape != val.shape:
-            t = torch.zeros_like(tgt)
+            t = tgt.clone()  # the IPD channels keep their fresh weights
             t[:, :1] = val
             new[key] = t
         elif tgt.shape != val.shape:
@@ -279,8 +280,4 @@ def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg
         else:
             new[key] = val
     model.load_state_dict(new)
-    if model.vp is not None:
-        with torch.no_grad():
-            model.vp.conv.weight.zero_()
-            model.vp.conv.bias.zero_()
     return parts
