@@ -2,6 +2,8 @@
 
 * ``train``: train one variant (what ``rule train`` runs; ``torchrun`` starts it once per process for
   distributed training).
+* ``lavss-oracles``: SDR of oracle masks from position + IPD on the LAVSS test lists
+  (:mod:`avsep.lavss_oracle`): how much the binaural cues allow a location-guided model at all.
 """
 
 from __future__ import annotations
@@ -27,12 +29,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--clip", nargs=2, metavar=("NPY", "INDEX"), help="CLIP cache of the train split")
     t.add_argument("--clap", nargs=2, metavar=("NPY", "INDEX"), help="CLAP cache of the training mixtures")
     t.add_argument("--out", required=True, help="final checkpoint path")
+    o = sub.add_parser("lavss-oracles", help="oracle-mask SDR of the LAVSS test lists (after the DAG's lavss_mixtures)")
+    o.add_argument("--params", default="params.yaml", help="params.yaml to read")
+    o.add_argument("--root", default=".", help="the DAG's working directory")
     args = ap.parse_args(argv)
 
     from . import stages
     from .config import load_params
 
     p = load_params(args.params)
+    if args.command == "lavss-oracles":
+        from .lavss_oracle import run_oracles
+
+        print(run_oracles(p, root=args.root).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.command == "train":
         clip = [_pair(args.clip)] if args.clip else None
         stages.train_model(p, args.dataset, args.model, args.manifest, args.out, args.mixtures, clip, _pair(args.clap),
