@@ -169,6 +169,21 @@ def test_vp_attention_halves_channels_and_ablation_removes_exactly_the_cmas():
     assert count_parameters(vp) - count_parameters(plain) == removed
 
 
+@pytest.mark.parametrize("attention", [True, False])
+def test_vp_block_weighs_both_modalities_whatever_the_scale_of_f_v(attention):
+    # A pre-trained visual network's F_v is ~30x larger than a fresh one's; the position must still register.
+    torch.manual_seed(1)
+    d = 16
+    vp = VPAttention(d, n_heads=4, attention=attention).eval()
+    fv, fp = torch.randn(2, d, 2, 2), torch.randn(2, d, 2, 2)
+    with torch.no_grad():
+        out = vp(fv, fp)
+        assert torch.allclose(vp(30.0 * fv, fp), out, atol=1e-4)  # the input norms remove the scale of each input
+        assert torch.allclose(vp(fv, 30.0 * fp), out, atol=1e-4)
+        moved = vp(30.0 * fv, fp.flip(0)) - vp(30.0 * fv, fp)  # another position changes F_vp as much at any scale
+        assert moved.abs().mean() > 0.1 * out.abs().mean()
+
+
 def _audio_feats(ngf: int = 4, size: int = 128) -> tuple[UNet7, list[torch.Tensor]]:
     unet = UNet7(UNetConfig(ngf=ngf, out_channels=1))
     inflate_unet_input(unet, 2)

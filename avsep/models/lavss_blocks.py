@@ -257,6 +257,13 @@ class VPAttention(nn.Module):
 
     ``attention=False`` is the "w/o VP atten." ablation: the two CMA blocks are removed and
     ``F_vp = Conv1x1(F_v (+) F_p)``; the parameter count drops by exactly the two CMA blocks.
+
+    Both inputs are layer-normalised per position (over channels) first; this is our addition. A CMA block
+    adds its attention output to its query and normalises the sum, so when one modality is much larger the
+    other is lost: a mono pre-trained visual network gives ``|F_v|`` about 13 per position against 0.4 when
+    freshly initialised, and in ``LN(MHA(F_v, F_p) + F_v)`` the position then barely registers. Measured on
+    the default config (``lavss``, pre-trained, same-type SDR): -0.25 dB without the input norms, while
+    the w/o-VP-attention ablation, whose 1x1 convolution sees ``F_p`` directly, reached +4.74 dB.
     """
 
     def __init__(self, d_model: int, n_heads: int = 8, n_layers: int = 2, ffn_mult: int = 4,
@@ -265,6 +272,8 @@ class VPAttention(nn.Module):
         self.attention = attention
         self.cma_v: CMA | None = CMA(d_model, n_heads, n_layers, ffn_mult) if attention else None
         self.cma_p: CMA | None = CMA(d_model, n_heads, n_layers, ffn_mult) if attention else None
+        self.norm_v = nn.LayerNorm(d_model)
+        self.norm_p = nn.LayerNorm(d_model)
         self.conv = nn.Conv2d(2 * d_model, d_model, 1)
 
     def forward(self, f_v: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
@@ -272,12 +281,12 @@ class VPAttention(nn.Module):
         if f_v.shape != f_p.shape:
             raise ValueError(f"F_v {tuple(f_v.shape)} and F_p {tuple(f_p.shape)} must match")
         hw = (f_v.shape[-2], f_v.shape[-1])
+        tv, tp = self.norm_v(to_tokens(f_v)), self.norm_p(to_tokens(f_p))
         if self.cma_v is not None and self.cma_p is not None:
-            tv, tp = to_tokens(f_v), to_tokens(f_p)
             a = from_tokens(self.cma_v(tv, tp), hw)
             b = from_tokens(self.cma_p(tp, tv), hw)
         else:
-            a, b = f_v, f_p
+            a, b = from_tokens(tv, hw), from_tokens(tp, hw)
         return self.conv(torch.cat([a, b], dim=1))
 
 
