@@ -211,11 +211,12 @@ def test_transfer_copies_the_mono_weights_and_leaves_the_new_branches_fresh(back
     net = LAVSSNet(tiny(backbone=backbone))  # binaural: IPD channels and the position branch are new
     fresh = {k: v.clone() for k, v in net.state_dict().items()}
     parts = transfer_pretrained(net, mono.state_dict(), mono.cfg)
-    head = ["late-fusion head"] if backbone == "sop" else []
-    assert parts == ["U-Net", "visual network", "AVP fusion", *head]
+    assert parts == ["U-Net", "visual network", "AVP fusion"]  # with position the late-fusion head stays fresh
     got, pre = net.state_dict(), mono.state_dict()
-    for key, val in pre.items():  # every mono weight is copied (the first conv and BatchNorm into channel 0)
-        if key == "unet.downs.0.0.weight":
+    for key, val in pre.items():  # every other mono weight is copied (the first conv and BatchNorm into channel 0)
+        if key.startswith(("late.", "scale", "bias")):
+            assert torch.equal(got[key], fresh[key]), key
+        elif key == "unet.downs.0.0.weight":
             assert torch.equal(got[key][:, :1], val)
         elif key.startswith("unet.bn0.") and val.dim() == 1:
             assert torch.equal(got[key][:1], val)
@@ -238,9 +239,14 @@ def test_transfer_copies_the_mono_weights_and_leaves_the_new_branches_fresh(back
     net.train()
     net(audio, images, boxes).square().mean().backward()
     assert net.vp.conv.weight.grad.abs().sum() > 0 and net.unet.downs[0][0].weight.grad[:, 1:].abs().sum() > 0
-    # A variant with another fusion gets the U-Net and visual network (and late head) only.
+    # Without position (IPD only) the late-fusion head is copied too; another fusion is not copied.
+    head = ["late-fusion head"] if backbone == "sop" else []
+    ipd_only = LAVSSNet(tiny(backbone=backbone, position=False))
+    assert transfer_pretrained(ipd_only, mono.state_dict(), mono.cfg) == ["U-Net", "visual network", "AVP fusion", *head]
+    if head:
+        assert torch.equal(ipd_only.late.weight, mono.late.weight) and torch.equal(ipd_only.scale, mono.scale)
     other = LAVSSNet(tiny(backbone=backbone, multi_scale=False))
-    assert transfer_pretrained(other, mono.state_dict(), mono.cfg) == ["U-Net", "visual network", *head]
+    assert transfer_pretrained(other, mono.state_dict(), mono.cfg) == ["U-Net", "visual network"]
     with pytest.raises(ValueError, match="monaural"):
         transfer_pretrained(other, net.state_dict(), net.cfg)
 

@@ -232,9 +232,15 @@ def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg
 
     Always the U-Net (its input is inflated: the log-magnitude channel keeps the pre-trained BatchNorm and
     first-conv weights, the IPD channels keep their fresh initialisation) and the visual network (ResNet-18
-    and its projection). The fusion module (``sep25d``) or late-fusion head (``sop``) is copied when the two
-    architectures agree (:meth:`fusion_signature`). The position network and VP attention, which mono
-    pre-training has not got, stay freshly initialised, as the paper's new parts are.
+    and its projection). The fusion module (``sep25d``) is copied when the two architectures agree
+    (:meth:`fusion_signature`), the late-fusion head (``sop``) when they agree and the model has no position
+    branch. The position network and VP attention, which mono pre-training has not got, stay freshly
+    initialised, as the paper's new parts are.
+
+    The late-fusion head is not copied into a location-guided model: trained on ``F_v`` alone its sigmoid
+    is saturated (on the default config half its pre-activations exceed 3 in magnitude; mean slope 0.07
+    against 0.25 fresh), so what the position adds to ``F_vp`` barely moves the channel weights ``v``.
+    Same-type SDR of ``lavss`` (default config, seed 1234): -0.95 dB with the head copied, +3.27 dB without.
 
     Neither new branch is zeroed to make the transferred model start from the mono function: on a
     same-type mixture position is useless without IPD features in the U-Net and IPD features are useless
@@ -256,7 +262,7 @@ def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg
     if cfg.fusion_signature() is not None and pre_cfg.fusion_signature() == cfg.fusion_signature():
         prefixes.append("fusion.")
         parts.append("Tile-Concat fusion" if cfg.tile_concat else "AVP fusion")
-    if cfg.backbone == "sop" and (pre_cfg.k, pre_cfg.d_model) == (cfg.k, cfg.d_model):
+    if cfg.backbone == "sop" and not cfg.position and (pre_cfg.k, pre_cfg.d_model) == (cfg.k, cfg.d_model):
         prefixes += ["late.", "scale", "bias"]
         parts.append("late-fusion head")
     own = model.state_dict()
