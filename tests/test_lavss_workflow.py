@@ -94,8 +94,8 @@ def test_lavss_tables_are_labelled_and_match_the_per_mixture_scores(lavss_run):
 def test_pretraining_is_transferred_and_star_rows_use_the_mono_model(lavss_run):
     ck = checkpoint.load(lavss_run / "models/synth-fairplay/lavss/lavss/checkpoint.pt")
     assert ck["meta"]["transferred"] == ["U-Net", "visual network", "AVP fusion"]  # with position: a fresh late head
-    ipd_pre = checkpoint.load(lavss_run / "models/synth-fairplay/lavss/sop_ipd_pre/checkpoint.pt")
-    assert ipd_pre["meta"]["transferred"] == ["U-Net", "visual network", "AVP fusion", "late-fusion head"]
+    per_ear = checkpoint.load(lavss_run / "models/synth-fairplay/lavss/sop_ear/checkpoint.pt")  # no position
+    assert per_ear["meta"]["transferred"] == ["U-Net", "visual network", "late-fusion head"]
     assert ck["meta"]["boxes"] == "ground-truth boxes" and ck["config"]["ipd"] and ck["config"]["position"]
     pre = checkpoint.load(lavss_run / "models/synth-music/lavss_pretrain/pre_sop/checkpoint.pt")
     assert not pre["config"]["ipd"] and not pre["config"]["position"] and pre["meta"]["dataset"] == "synth-music"
