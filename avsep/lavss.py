@@ -70,7 +70,7 @@ from .mixing import mix_sources
 from .models.lavss import LAVSSConfig, LAVSSNet, transfer_pretrained
 from .progress import progress
 from .seeding import rng, seed_everything
-from .train import optimizer_step, plain, resume_state, write_log
+from .train import load_resume_state, optimizer_step, plain, resume_state, write_log
 
 LOG_EPS = 1e-10
 MIX_GT = "mix_gt"  # the method name of the mixture-as-estimate row
@@ -715,12 +715,7 @@ def train_lavss(
     state_path, log_path = out / "state.pt", out / "train_log.csv"
     start, rows = 0, []
     if state_path.exists():
-        st = checkpoint.load(state_path)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["torch_rng"].cpu())
-        start, rows = int(st["step"]), [dict(r) for r in st["log"]]
+        start, rows = load_resume_state(state_path, model, opt, sched)
     model.train()
     bar = progress(total=cfg.steps, initial=start, desc=f"train {meta.get('model', '')}", unit="step")
     t0 = time.time()

@@ -128,13 +128,7 @@ def train(
     start = 0
     log_rows: list[dict[str, Any]] = []
     if state_path.exists():
-        st = checkpoint.load(state_path, map_location=ctx.device)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["torch_rng"].cpu())
-        start = int(st["step"])
-        log_rows = [dict(r) for r in st["log"]]
+        start, log_rows = load_resume_state(state_path, model, opt, sched, map_location=ctx.device)
     net: torch.nn.Module = model
     if ctx.world_size > 1:
         # Each rank normalises over its own share; SyncBatchNorm keeps batch statistics global on GPUs.
@@ -210,6 +204,27 @@ def resume_state(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torc
     """What a resumed run needs to continue bit for bit: weights, optimizer, scheduler, RNG, step and log so far."""
     return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "step": step, "log": log}
+
+
+def load_resume_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                      sched: torch.optim.lr_scheduler.LRScheduler, map_location: Any = "cpu") -> tuple[int, list[dict[str, Any]]]:
+    """Restore what :func:`resume_state` saved into ``model``, ``opt`` and ``sched``; returns the step and log.
+
+    A state written by another architecture or code version (missing or unexpected weights, other shapes)
+    stops with the file named: resuming from it would train a different model.
+    """
+    st = checkpoint.load(path, map_location=map_location)
+    try:
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()
+        raise RuntimeError(f"{path}: this resume state does not fit the model being trained (written by another "
+                           f"architecture or code version; delete it to train from the start): "
+                           f"{' '.join(first[:2])}") from e
+    sched.load_state_dict(st["scheduler"])
+    torch.set_rng_state(st["torch_rng"].cpu())
+    return int(st["step"]), [dict(r) for r in st["log"]]
 
 
 def write_log(rows: list[dict[str, Any]], path: Path, loss_cols: Sequence[str]) -> None:

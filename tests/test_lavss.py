@@ -412,6 +412,10 @@ def test_training_lowers_the_loss_and_resumes_to_identical_weights(tiny_dataset,
     for (k, v1), v2 in zip(load_lavss(final)[0].state_dict().items(), again.state_dict().values()):
         assert torch.equal(v1, v2), k
     assert not (tmp_path / "b" / "state.pt").exists() and meta["transferred"] == []
+    # A resume state of another architecture stops the run with the file named, instead of being half loaded.
+    train_lavss(arch, cfg, sampler, data, tmp_path / "c", {"model": "t"}, stop_after=5)
+    with pytest.raises(RuntimeError, match=r"c/state\.pt: this resume state does not fit"):
+        train_lavss(tiny(backbone="sop", bottleneck_fusion=False, k=3), cfg, sampler, data, tmp_path / "c", {"model": "t"})
     assert pd.read_csv(tmp_path / "b" / "train_log.csv").equals(log.assign(seconds=pd.read_csv(tmp_path / "b" / "train_log.csv")["seconds"]))
 
 
