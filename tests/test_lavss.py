@@ -18,7 +18,7 @@ from avsep.config import ConfigError, Params
 from avsep.data.mixtures import Crop
 from avsep.data.spatial import position_to_azimuth, spatialize
 from avsep.data.store import ClipStore
-from avsep.frontend import FrontendConfig
+from avsep.frontend import FrontendConfig, stft
 from avsep.lavss import (
     Batch,
     BoxSource,
@@ -465,7 +465,7 @@ def test_expected_ipd_matches_the_renderer():
     noise = np.random.default_rng(3).standard_normal(t.size)
     for x in (0.1, 0.5, 0.85):
         st = torch.from_numpy(spatialize(noise, sr, position_to_azimuth(x)))
-        spec = torch.stft(st, FE.n_fft, FE.hop, window=torch.hann_window(FE.n_fft, dtype=st.dtype), return_complex=True)
+        spec = stft(st, FE)  # (2 ears, F, T)
         cross = (spec[0] * spec[1].conj()).sum(-1)  # time-averaged cross-spectrum: its angle is the IPD
         exp = expected_ipd(spec.shape[1], sr, position_to_azimuth(x)).double()
         err = torch.angle(torch.exp(1j * (torch.angle(cross) - exp)))
