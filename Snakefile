@@ -14,11 +14,11 @@ configfile: "params.yaml"
 
 report: "report/workflow.rst"
 
-from avsep.config import validate as check_params
+from avsep.config.params import validate as check_params
 
 # The schema and the cross-references, with messages naming the key (params.yaml: ... models.x.align_lambda).
 check_params(config)
-validate(config, "avsep/schemas/params.schema.yaml")
+validate(config, "avsep/config/params.schema.yaml")
 
 
 include: "rules/common.smk"

@@ -3,7 +3,7 @@
 * ``train``: train one variant (what ``rule train`` runs; ``torchrun`` starts it once per process for
   distributed training).
 * ``lavss-oracles``: SDR of oracle masks from position + IPD on the LAVSS test lists
-  (:mod:`avsep.lavss_oracle`): how much the binaural cues allow a location-guided model at all.
+  (:mod:`avsep.evaluation.oracles`): how much the binaural cues allow a location-guided model at all.
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     o.add_argument("--root", default=".", help="the DAG's working directory")
     args = ap.parse_args(argv)
 
-    from . import stages
-    from .config import load_params
+    from avsep.config.params import load_params
+    from avsep.stages import train
 
     p = load_params(args.params)
     if args.command == "lavss-oracles":
-        from .lavss_oracle import run_oracles
+        from avsep.evaluation.oracles import run_oracles
 
         print(run_oracles(p, root=args.root).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.command == "train":
         clip = [_pair(args.clip)] if args.clip else None
-        stages.train_model(p, args.dataset, args.model, args.manifest, args.out, args.mixtures, clip, _pair(args.clap),
+        train.train_model(p, args.dataset, args.model, args.manifest, args.out, args.mixtures, clip, _pair(args.clap),
                            launch=False)
     return 0
 

@@ -1,4 +1,4 @@
-"""Benchmark: avsep.metrics.bss_eval_sources vs mir_eval 0.7 (no permutation).
+"""Benchmark: avsep.evaluation.metrics.bss_eval_sources vs mir_eval 0.7 (no permutation).
 
 Run from the repository root::
 
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     try:
-        from avsep.metrics import bss_eval_sources
+        from avsep.evaluation.metrics import bss_eval_sources
     except ImportError:  # not installed: run from a checkout
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-        from avsep.metrics import bss_eval_sources
+        from avsep.evaluation.metrics import bss_eval_sources
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -1,6 +1,11 @@
 # Shared wiring: wildcard constraints and the params each rule depends on (so a change reruns it).
 import re
 
+from avsep.config.lavss import MIX_GT
+from avsep.config.params import method_labels, model_entry
+from avsep.core.codedeps import code_files
+from avsep.data.boxes import box_inputs
+
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
 
@@ -12,19 +17,13 @@ wildcard_constraints:
 
 
 def model_params(model):
-    return {**config["model_defaults"], **config["models"][model]}
+    return model_entry(config, model)
 
 
-def code(*modules):
-    """Package modules a job runs: editing them reruns its jobs (Snakemake tracks only script files)."""
-    return [f"avsep/{m}" for m in ("__init__.py", "config.py", "io.py", "stages.py", "workflow.py", *modules)]
-
-
-DATA_CODE = ("media.py", "progress.py", "seeding.py", "data/synth.py", "data/instruments.py", "data/spatial.py", "data/extract.py")
-REAL_DATA_CODE = (
-    "media.py", "progress.py", "seeding.py", "data/fetch.py", "data/metadata.py", "data/download.py",
-    "data/fairplay.py", "data/sources.py",
-)
+def code(script):
+    """The package files the rule's script runs (computed from the import graph, avsep.core.codedeps): editing
+    any of them reruns the rule's jobs (Snakemake tracks only the script file itself)."""
+    return code_files([f"workflow_scripts/{script}.py"], root=workflow.basedir)
 
 
 # Where data/{dataset}/raw/manifest.parquet comes from (datasets.<name>.source): rule synth for `synth`,
@@ -46,10 +45,6 @@ def raw_manifest(wildcards):
     if config["datasets"][d]["source"] == "synth":
         return f"data/{d}/raw/manifest.parquet"
     return checkpoints.download.get(dataset=d).output[0]
-MODEL_CODE = (
-    "frontend.py", "mixing.py", "checkpoint.py", "seeding.py", "progress.py", "data/mixtures.py", "data/store.py",
-    "models/unet.py", "models/visual.py", "models/separator.py",
-)
 
 
 def clip_cache(dataset, split):
@@ -110,4 +105,47 @@ def figure3_inputs(w):
     }
     if any(model_params(m)["visual"] == "embedding" for m in f["methods"]):
         ins.update(clip_cache(f["dataset"], "test"))
+    return ins
+
+
+# --- LAVSS (rules/lavss.smk): the files each job reads
+def lavss_checkpoint(method):
+    """The checkpoint ``method`` is scored with: its own, or for a `*` row its mono pre-trained model."""
+    lv = config["lavss"]
+    e = lv["models"][method]
+    if not e.get("finetune", True):
+        return f"models/{lv['pretrain_dataset']}/lavss_pretrain/{e['pretrain']}/checkpoint.pt"
+    return f"models/{lv['dataset']}/lavss/{method}/checkpoint.pt"
+
+
+def lavss_train_inputs(variant):
+    """Inputs of a training job: the clips, the boxes and (if it starts from one) the pre-trained model."""
+    lv = config["lavss"]
+    ins = {"manifest": f"data/{lv['dataset']}/extract/manifest.parquet",
+            "boxes": box_inputs(lv["boxes"], lv["dataset"])}
+    pre = lv["models"][variant].get("pretrain")
+    if pre is not None:
+        ins["init"] = f"models/{lv['pretrain_dataset']}/lavss_pretrain/{pre}/checkpoint.pt"
+    return ins
+
+
+def lavss_eval_inputs(method):
+    """The checkpoint input of an evaluation job (none for mix-gt)."""
+    return {} if method == MIX_GT else {"checkpoint": lavss_checkpoint(method)}
+
+
+def lavss_eval_files(kind, methods, ext: str = "json"):
+    return [f"results/lavss_eval/{config['lavss']['dataset']}/{kind}/{m}.{ext}" for m in methods]
+
+
+def lavss_table_inputs(table):
+    """Inputs of a table job: evaluation summaries (and per-mixture scores for table 2, same-type summaries
+    for tables 3 and 4)."""
+    methods = config["lavss"]["tables"][table]
+    if table == "lavss_table2":
+        return {"summaries": lavss_eval_files("same_type", methods),
+                "per_mixture": lavss_eval_files("same_type", methods, "parquet")}
+    ins = {"summaries": lavss_eval_files("different", methods)}
+    if table in ("lavss_table3", "lavss_table4"):
+        ins["same_type"] = lavss_eval_files("same_type", methods)
     return ins

@@ -18,7 +18,7 @@ rule synth:
     wildcard_constraints:
         dataset=SYNTH_DATASETS,
     input:
-        code=code(*DATA_CODE),
+        code=code("synth"),
     output:
         "data/{dataset}/raw/manifest.parquet",
     params:
@@ -42,7 +42,7 @@ rule metadata:
     wildcard_constraints:
         dataset=REAL_DATASETS,
     input:
-        code=code(*REAL_DATA_CODE),
+        code=code("metadata"),
     output:
         "data/{dataset}/meta/metadata.json",
     params:
@@ -63,7 +63,7 @@ rule clips:
         dataset=REAL_DATASETS,
     input:
         record="data/{dataset}/meta/metadata.json",
-        code=code(*REAL_DATA_CODE),
+        code=code("clips"),
     output:
         "data/{dataset}/clips.parquet",
     params:
@@ -85,7 +85,7 @@ checkpoint download:
         dataset=REAL_DATASETS,
     input:
         clips="data/{dataset}/clips.parquet",
-        code=code(*REAL_DATA_CODE),
+        code=code("download"),
     output:
         "data/{dataset}/raw/manifest.parquet",
     params:
@@ -105,7 +105,7 @@ checkpoint download:
 rule extract:
     input:
         raw_manifest,
-        code=code(*DATA_CODE),
+        code=code("extract"),
     output:
         "data/{dataset}/extract/manifest.parquet",
     params:

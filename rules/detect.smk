@@ -2,7 +2,6 @@
 # boxes, its scores on the held-out frames (results/detector.csv), and per-frame boxes / per-clip objects of
 # every dataset in detect.datasets, with the trained detector or pretrained weights (detect.weights).
 DETECT = config["detect"]
-DETECT_CODE = ("detect.py", "progress.py", "data/extract.py")
 # Datasets with ground-truth boxes (synthetic) get a detector trained here.
 TRAINED_DETECTORS = [d for d in DETECT["datasets"] if config["datasets"][d]["source"] == "synth"]
 
@@ -16,7 +15,7 @@ rule train_detector:
     input:
         manifest="data/{dataset}/extract/manifest.parquet",
         raw="data/{dataset}/raw/manifest.parquet",  # boxes.parquet is written beside it
-        code=code(*DETECT_CODE),
+        code=code("train_detector"),
     output:
         weights="models/{dataset}/detector/weights.pt",
     params:
@@ -40,7 +39,7 @@ rule train_detector:
 rule detector_report:
     input:
         weights=expand("models/{dataset}/detector/weights.pt", dataset=TRAINED_DETECTORS),
-        code=code(*DETECT_CODE),
+        code=code("detector_report"),
     output:
         report("results/detector.csv", caption="../report/detector.rst", category="Detection"),
     params:
@@ -64,7 +63,7 @@ rule detect:
     input:
         manifest="data/{dataset}/extract/manifest.parquet",
         weights=lambda w: [DETECT_WEIGHTS[w.dataset]] if DETECT["weights"] == "trained" else local_weights(DETECT["weights"]),
-        code=code(*DETECT_CODE),
+        code=code("detect"),
     output:
         boxes="data/{dataset}/detect/boxes.parquet",
         objects="data/{dataset}/detect/objects.parquet",

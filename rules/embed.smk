@@ -1,12 +1,11 @@
 # Embedding caches: the seeded training-mixture manifest, CLIP image embeddings of frames and CLAP audio
 # embeddings of the training mixtures and clips (training reads these; it never runs CLIP or CLAP).
-EMBED_CODE = ("embed.py", "progress.py", "mixing.py", "data/mixtures.py", "data/store.py", "encoders/__init__.py")
 
 
 rule train_mixtures:
     input:
         "data/{dataset}/extract/manifest.parquet",
-        code=code("data/mixtures.py", "seeding.py", "embed.py"),
+        code=code("train_mixtures"),
     output:
         "data/{dataset}/train_mixtures.parquet",
     params:
@@ -29,7 +28,7 @@ rule clip_cache:
     input:
         "data/{dataset}/extract/manifest.parquet",
         weights=local_weights(config["clip"]["pretrained"]),
-        code=code(*EMBED_CODE, "encoders/clip.py"),
+        code=code("clip_cache"),
     output:
         npy="data/{dataset}/embed/clip_{split}.npy",
         index="data/{dataset}/embed/clip_{split}.parquet",
@@ -58,7 +57,7 @@ rule clap_cache:
         manifest="data/{dataset}/extract/manifest.parquet",
         mixtures="data/{dataset}/train_mixtures.parquet",
         weights=local_weights(config["clap"]["weights"]),
-        code=code(*EMBED_CODE, "encoders/clap.py"),
+        code=code("clap_cache"),
     output:
         mixtures_npy="data/{dataset}/embed/clap_mixtures.npy",
         mixtures_idx="data/{dataset}/embed/clap_mixtures.parquet",

@@ -7,7 +7,7 @@ rule evaluate:
         manifest="data/{dataset}/extract/manifest.parquet",
         mixtures="data/{dataset}/test_mixtures.parquet",
         checkpoint="models/{dataset}/{model}/checkpoint.pt",
-        code=code(*MODEL_CODE, "inference.py", "metrics.py", "evaluate.py", "data/inputs.py"),
+        code=code("evaluate"),
     output:
         per_mixture="results/eval/{dataset}/{model}.parquet",
         summary="results/eval/{dataset}/{model}.json",
@@ -30,7 +30,7 @@ rule evaluate_baseline:
     input:
         manifest="data/{dataset}/extract/manifest.parquet",
         mixtures="data/{dataset}/test_mixtures.parquet",
-        code=code("frontend.py", "mixing.py", "data/mixtures.py", "data/store.py", "metrics.py", "evaluate.py", "baselines.py"),
+        code=code("evaluate_baseline"),
     output:
         per_mixture="results/eval/{dataset}/{baseline}.parquet",
         summary="results/eval/{dataset}/{baseline}.json",

@@ -1,29 +1,17 @@
 # LAVSS (binaural, location-guided separation; params `lavss:`): seeded test lists, monaural pre-training on
 # the mono dataset, training of every table row on the binaural dataset, per-ear evaluation, tables 1-4 with
-# the paper's numbers beside them, and spectrogram figures. The logic is in avsep/lavss.py.
-from avsep.lavss import MIX_GT, box_inputs, check_lavss, rule_checkpoint, rule_eval_inputs, rule_table_inputs, rule_train_inputs
+# the paper's numbers beside them, and spectrogram figures. The logic is in avsep/stages/lavss.py.
+from avsep.config.lavss import enabled_section, trained_variants
 
-LAVSS = config.get("lavss")
-LAVSS_CODE = (
-    *MODEL_CODE, "lavss.py", "binaural.py", "metrics.py", "models/lavss.py", "models/lavss_blocks.py", "data/inputs.py",
-)
-# A config whose lavss section names datasets it does not define (e.g. a test's micro config that keeps only
-# synth-music) has no LAVSS rules; asking for a LAVSS result then fails with that reason (rule lavss_disabled).
-LAVSS_DISABLED = None
-if LAVSS is not None:
-    _undefined = [LAVSS[k] for k in ("dataset", "pretrain_dataset") if LAVSS[k] not in config["datasets"]]
-    if _undefined:
-        LAVSS_DISABLED = f"params.yaml: lavss names dataset(s) {_undefined} that datasets: does not define"
-        LAVSS = None
-    else:
-        check_lavss(config)
+# The lavss section, checked; None with the reason when it cannot run here (rule lavss_disabled then explains).
+LAVSS, LAVSS_DISABLED = enabled_section(config)
 
 if LAVSS is not None:
     LAVSS_DS = LAVSS["dataset"]
     LAVSS_PRE_DS = LAVSS["pretrain_dataset"]
     LAVSS_BOXES = LAVSS["boxes"]
     LAVSS_MODELS = LAVSS["models"]
-    LAVSS_TRAINED = [m for m, e in LAVSS_MODELS.items() if e.get("finetune", True)]
+    LAVSS_TRAINED = trained_variants(LAVSS)
     LAVSS_METHODS = [*LAVSS_MODELS, MIX_GT]
     LAVSS_SHARED = {  # what every LAVSS job depends on
         "seed": config["seed"], "audio": {**config["audio"], **LAVSS.get("audio", {})}, "boxes": LAVSS_BOXES,
@@ -34,7 +22,7 @@ if LAVSS is not None:
         input:
             manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
             boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
-            code=code(*LAVSS_CODE),
+            code=code("lavss_mixtures"),
         output:
             different=f"data/{LAVSS_DS}/lavss/mixtures_different.parquet",
             same_type=f"data/{LAVSS_DS}/lavss/mixtures_same_type.parquet",
@@ -55,7 +43,7 @@ if LAVSS is not None:
         input:
             manifest=f"data/{LAVSS_PRE_DS}/extract/manifest.parquet",
             boxes=box_inputs(LAVSS_BOXES, LAVSS_PRE_DS),
-            code=code(*LAVSS_CODE),
+            code=code("lavss_pretrain"),
         output:
             checkpoint=f"models/{LAVSS_PRE_DS}/lavss_pretrain/{{pre}}/checkpoint.pt",
         wildcard_constraints:
@@ -80,8 +68,8 @@ if LAVSS is not None:
 
     rule lavss_train:
         input:
-            unpack(lambda w: rule_train_inputs(config, w.variant)),
-            code=code(*LAVSS_CODE),
+            unpack(lambda w: lavss_train_inputs(w.variant)),
+            code=code("lavss_train"),
         output:
             checkpoint=f"models/{LAVSS_DS}/lavss/{{variant}}/checkpoint.pt",
         wildcard_constraints:
@@ -107,11 +95,11 @@ if LAVSS is not None:
 
     rule lavss_evaluate:
         input:
-            unpack(lambda w: rule_eval_inputs(config, w.method)),
+            unpack(lambda w: lavss_eval_inputs(w.method)),
             manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
             boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
             mixtures=f"data/{LAVSS_DS}/lavss/mixtures_{{kind}}.parquet",
-            code=code(*LAVSS_CODE),
+            code=code("lavss_evaluate"),
         output:
             per_mixture=f"results/lavss_eval/{LAVSS_DS}/{{kind}}/{{method}}.parquet",
             summary=f"results/lavss_eval/{LAVSS_DS}/{{kind}}/{{method}}.json",
@@ -136,8 +124,8 @@ if LAVSS is not None:
 
     rule lavss_table:
         input:
-            unpack(lambda w: rule_table_inputs(config, w.ltable)),
-            code=code("lavss.py", "models/lavss.py"),
+            unpack(lambda w: lavss_table_inputs(w.ltable)),
+            code=code("lavss_table"),
         output:
             table="results/{ltable}.csv",
             vs_paper="results/{ltable}_vs_paper.csv",
@@ -160,8 +148,8 @@ if LAVSS is not None:
             manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
             boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
             mixtures=f"data/{LAVSS_DS}/lavss/mixtures_{{kind}}.parquet",
-            checkpoints=[rule_checkpoint(config, m) for m in LAVSS["figures"]["methods"] if m != MIX_GT],
-            code=code(*LAVSS_CODE),
+            checkpoints=[lavss_checkpoint(m) for m in LAVSS["figures"]["methods"] if m != MIX_GT],
+            code=code("lavss_figure"),
         output:
             png="results/lavss_figure_{kind}.png",
         wildcard_constraints:
@@ -183,7 +171,7 @@ elif LAVSS_DISABLED is not None:
 
     rule lavss_disabled:
         input:
-            code=code("lavss.py"),
+            code=code("lavss_disabled"),
         output:
             "results/lavss_{anything}",
         params:

@@ -11,7 +11,7 @@ localrules:
 rule table_metrics:
     input:
         table="results/{table}.csv",
-        code=code("tracking.py"),
+        code=code("table_metrics"),
     output:
         "results/metrics/{table}.json",
     wildcard_constraints:  # the HFRA tables and the LAVSS tables
@@ -38,7 +38,7 @@ rule table_plots:
             dataset=config["tables"][w.table]["dataset"],
             model=[m for m in config["tables"][w.table]["methods"] if m in config["models"]],
         ),
-        code=code("tracking.py", "analysis.py"),
+        code=code("table_plots"),
     output:
         directory("results/plots/{table}"),
     wildcard_constraints:

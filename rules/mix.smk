@@ -4,7 +4,7 @@
 rule test_mixtures:
     input:
         "data/{dataset}/extract/manifest.parquet",
-        code=code("data/mixtures.py", "seeding.py"),
+        code=code("test_mixtures"),
     output:
         "data/{dataset}/test_mixtures.parquet",
     params:

@@ -4,7 +4,7 @@
 rule separation_table:
     input:
         summaries=table_summaries,
-        code=code("report.py", "paper.py"),
+        code=code("table"),
     output:
         table=report("results/{table}.csv", caption="../report/separation_table.rst", category="HFRA", labels={"table": "{table}"}),
         vs_paper=report("results/{table}_vs_paper.csv", caption="../report/separation_table.rst", category="HFRA vs paper", labels={"table": "{table}"}),
@@ -12,9 +12,7 @@ rule separation_table:
         table="|".join(SEPARATION_TABLES) or "(?!)",
     params:
         table=lambda w: config["tables"][w.table],
-        labels=lambda w: [
-            config["models"].get(m, config.get("baselines", {}).get(m, {})).get("label") for m in config["tables"][w.table]["methods"]
-        ],
+        labels=lambda w: method_labels(config, config["tables"][w.table]["methods"]),
     log:
         "logs/report/{table}.log",
     benchmark:
@@ -31,7 +29,7 @@ rule probe_table:
         checkpoints=table_checkpoints("table4") if "table4" in config["tables"] else [],
         clap_npy=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.npy",
         clap_idx=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.parquet",
-        code=code(*MODEL_CODE, "analysis.py", "report.py", "paper.py"),
+        code=code("probe_table"),
     output:
         table=report("results/table4.csv", caption="../report/probe_table.rst", category="HFRA", labels={"table": "table4"}),
         vs_paper=report("results/table4_vs_paper.csv", caption="../report/probe_table.rst", category="HFRA vs paper", labels={"table": "table4"}),
@@ -53,7 +51,7 @@ rule gap_table:
         checkpoints=table_checkpoints("table5") if "table5" in config["tables"] else [],
         clip_npy=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.npy",
         clip_idx=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.parquet",
-        code=code(*MODEL_CODE, "analysis.py", "report.py", "paper.py", "data/inputs.py"),
+        code=code("gap_table"),
     output:
         table=report("results/table5.csv", caption="../report/gap_table.rst", category="HFRA", labels={"table": "table5"}),
         vs_paper=report("results/table5_vs_paper.csv", caption="../report/gap_table.rst", category="HFRA vs paper", labels={"table": "table5"}),
@@ -76,7 +74,7 @@ rule per_instrument_table:
             dataset=config["tables"]["tableA1"]["dataset"],
             model=config["tables"]["tableA1"]["methods"],
         ),
-        code=code("analysis.py", "report.py", "paper.py"),
+        code=code("per_instrument_table"),
     output:
         table=report("results/tableA1.csv", caption="../report/per_instrument_table.rst", category="HFRA", labels={"table": "tableA1"}),
         vs_paper=report("results/tableA1_vs_paper.csv", caption="../report/per_instrument_table.rst", category="HFRA vs paper", labels={"table": "tableA1"}),
@@ -96,7 +94,7 @@ rule figure1:
     input:
         manifest=lambda w: f"data/{config['figures']['figure1']['dataset']}/extract/manifest.parquet",
         table_a1="results/tableA1.csv",
-        code=code("acoustics.py", "figures.py", "analysis.py"),
+        code=code("figure1"),
     output:
         png=report("results/figure1.png", caption="../report/figure1.rst", category="HFRA figures", labels={"figure": "figure1"}),
         csv="results/figure1.csv",
@@ -115,7 +113,7 @@ rule figure1:
 rule figure3:
     input:
         unpack(figure3_inputs),
-        code=code(*MODEL_CODE, "figures.py", "inference.py", "data/inputs.py"),
+        code=code("figure3"),
     output:
         png=report("results/figure3.png", caption="../report/figure3.rst", category="HFRA figures", labels={"figure": "figure3"}),
         audio=directory("results/figure3_audio"),

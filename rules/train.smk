@@ -4,7 +4,7 @@
 rule train:
     input:
         unpack(train_inputs),
-        code=code(*MODEL_CODE, "train.py", "data/inputs.py"),
+        code=code("train"),
     output:
         checkpoint="models/{dataset}/{model}/checkpoint.pt",
     params:

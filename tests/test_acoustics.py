@@ -1,4 +1,4 @@
-"""Tests of avsep.acoustics: attack ratio and harmonic complexity (HFRA Appendix A1)."""
+"""Tests of avsep.audio.acoustics: attack ratio and harmonic complexity (HFRA Appendix A1)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from avsep.acoustics import (
+from avsep.audio.acoustics import (
     attack_ratio,
     class_properties,
     estimate_f0,
@@ -94,8 +94,8 @@ def test_class_properties() -> None:
 def test_bad_waveforms_are_rejected_by_name():
     import pytest
 
-    from avsep.acoustics import attack_ratio
-    from avsep.baselines import rpca_separate
+    from avsep.audio.acoustics import attack_ratio
+    from avsep.evaluation.baselines import rpca_separate
 
     with pytest.raises(ValueError, match="signal contains NaN"):
         attack_ratio(np.array([0.1, np.nan]))

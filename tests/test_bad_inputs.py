@@ -38,12 +38,13 @@ from workflow_helpers import (
     write_params,
 )
 
-from avsep.config import ConfigError, DatasetConfig, Params, validate
-from avsep.data.fetch import FetchError
-from avsep.data.metadata import MetadataError, local_clip_table, vggsound_clip_table
-from avsep.data.sources import _check_local, fetch_metadata
-from avsep.io import STATUS_FAILED, STATUS_OK
-from avsep.media import run_ffmpeg
+from avsep.config.params import ConfigError, DatasetConfig, Params, validate
+from avsep.core.io import STATUS_FAILED, STATUS_OK
+from avsep.data.prepare.clip_tables import local_clip_table, vggsound_clip_table
+from avsep.data.prepare.fetch import FetchError
+from avsep.data.prepare.media import run_ffmpeg
+from avsep.data.prepare.metadata_checks import MetadataError
+from avsep.data.prepare.sources import _check_local, fetch_metadata
 
 SECONDS = 6.5  # > 65,535 samples at 11,025 Hz (5.94 s)
 GOOD_SOLOS = {"violin": ["violinGood1", "violinGood2"], "flute": ["fluteGood01", "fluteGood02"]}

@@ -1,7 +1,7 @@
-"""Tests of the audio-only baselines (avsep.baselines): NMF-MFCC and RPCA on made mixtures.
+"""Tests of the audio-only baselines (avsep.evaluation.baselines): NMF-MFCC and RPCA on made mixtures.
 
 SDR improvement = SDR(estimate, ref) - SDR(mixture, ref), per source, with the best (max mean
-SDR) assignment of estimates to references, measured with avsep.metrics.bss_eval_sources.
+SDR) assignment of estimates to references, measured with avsep.evaluation.metrics.bss_eval_sources.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avsep.baselines import (
+from avsep.evaluation.baselines import (
     evaluate_permuted,
     kmeans,
     nmf,
@@ -17,7 +17,7 @@ from avsep.baselines import (
     rpca,
     rpca_separate,
 )
-from avsep.metrics import bss_eval_sources
+from avsep.evaluation.metrics import bss_eval_sources
 
 SR = 11025
 N = 3 * SR

@@ -1,8 +1,13 @@
 import pytest
+from workflow_helpers import (
+    ROOT,
+    copy_workflow,
+    default_params,
+    snakemake,
+    write_params,
+)
 
-from avsep.config import ConfigError, Params, load_params
-
-from workflow_helpers import ROOT, copy_workflow, default_params, snakemake, write_params
+from avsep.config.params import ConfigError, Params, load_params
 
 
 def test_default_params_are_valid():

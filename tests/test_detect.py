@@ -9,21 +9,24 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from avsep import detect
-from avsep.detect import (
-    OIV7_GENERIC,
-    DetectConfig,
-    DetectTrainConfig,
-    box_iou,
-    class_labels,
+from avsep.core.io import STATUS_FAILED, STATUS_OK, write_parquet
+from avsep.data.boxes import box_iou
+from avsep.detection.dataset import make_yolo_dataset, match_boxes
+from avsep.detection.labels import OIV7_GENERIC, class_labels, oiv7_class
+from avsep.detection.objects import (
+    BOX_COLUMNS,
     detect_dataset,
-    make_yolo_dataset,
-    match_boxes,
-    oiv7_class,
     summarize_clip,
     top_objects,
 )
-from avsep.io import STATUS_FAILED, STATUS_OK, write_parquet
+from avsep.detection.train import evaluate_detector, train_detector
+from avsep.detection.yolo import (
+    DetectConfig,
+    DetectTrainConfig,
+    load_yolo,
+    ultralytics_env,
+    weights_label,
+)
 
 SIZE = 64
 EXTRACT_FPS = 8.0
@@ -96,8 +99,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     # Small batches (more steps) and no mosaic (it shrinks 64 px objects): reliable in about 20 s of CPU.
     cfg = DetectTrainConfig(model="yolov8n.yaml", epochs=8, imgsz=SIZE, batch=4, lr0=0.002, close_mosaic=8, seed=0,
                             threads=1)
-    weights = detect.train_detector(root / "yolo" / "data.yaml", cfg, root / "weights.pt", root / "run",
-                                    config_dir=root / "yolo-config")
+    weights = train_detector(root / "yolo" / "data.yaml", cfg, root / "weights.pt", root / "run",
+                             config_dir=root / "yolo-config")
     return root, manifest, weights
 
 
@@ -138,12 +141,12 @@ def test_match_boxes_uses_time_not_frame_index() -> None:
 @pytest.mark.slow
 def test_trained_detector_finds_the_objects(trained: tuple[Path, Path, Path]) -> None:
     root, manifest, weights = trained
-    model = detect.load_yolo(weights)
+    model = load_yolo(weights)
     assert sorted(model.names.values()) == ["cello", "violin"]
     cfg = DetectConfig(imgsz=SIZE, conf=0.05, frame_stride=1, fps=EXTRACT_FPS)
     boxes, objects = detect_dataset(manifest, model, cfg, root / "det" / "boxes.parquet", root / "det" / "objects.parquet",
-                                    weights=detect.weights_label(weights), show_progress=False)
-    assert list(boxes.columns) == list(detect.BOX_COLUMNS)
+                                    weights=weights_label(weights), show_progress=False)
+    assert list(boxes.columns) == list(BOX_COLUMNS)
     assert boxes[["x1", "y1", "x2", "y2"]].stack().between(0, 1).all()
     truth = _truth(root)
     # Held-out clips: the top box of every frame overlaps the truth and has the right class.
@@ -167,13 +170,13 @@ def test_trained_detector_finds_the_objects(trained: tuple[Path, Path, Path]) ->
 @pytest.mark.slow
 def test_detector_report_scores_the_held_out_frames(trained: tuple[Path, Path, Path]) -> None:
     root, _, weights = trained
-    m = detect.evaluate_detector(weights, root / "yolo" / "data.yaml", imgsz=SIZE, config_dir=root / "yolo-config")
+    m = evaluate_detector(weights, root / "yolo" / "data.yaml", imgsz=SIZE, config_dir=root / "yolo-config")
     assert m["images"] == 2 * 2 * 12 and m["instances"] == m["images"]
     assert 0.5 < m["mAP50"] <= 1.0 and m["mAP50_95"] <= m["mAP50"]
 
 
 def test_ultralytics_env_provides_fonts_and_turns_off_sync(tmp_path: Path) -> None:
-    u = detect.ultralytics_env(tmp_path / "cfg")
+    u = ultralytics_env(tmp_path / "cfg")
     from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
 
     assert u.__name__ == "ultralytics"
@@ -290,7 +293,7 @@ def test_detect_dataset_writes_failed_rows_for_empty_clips(tmp_path: Path) -> No
     model = _NoBoxes()
     cfg = DetectConfig(imgsz=SIZE, frame_stride=2, fps=EXTRACT_FPS)
     boxes, objects = detect_dataset(manifest, model, cfg, tmp_path / "b.parquet", tmp_path / "o.parquet", show_progress=False)
-    assert boxes.empty and list(boxes.columns) == list(detect.BOX_COLUMNS)
+    assert boxes.empty and list(boxes.columns) == list(BOX_COLUMNS)
     assert model.calls == 2  # the two clips with frames
     reasons = objects.set_index("clip")["reason"].to_dict()
     assert reasons == {
@@ -306,7 +309,7 @@ def test_detect_dataset_writes_failed_rows_for_empty_clips(tmp_path: Path) -> No
 def test_detect_config_from_params() -> None:
     from workflow_helpers import ROOT, default_params
 
-    from avsep.config import ConfigError, Params, load_params
+    from avsep.config.params import ConfigError, Params, load_params
 
     cfg = DetectConfig.from_params(load_params(ROOT / "params.yaml"))
     assert cfg.uses_trained and cfg.train.model.endswith(".yaml") and cfg.fps == 8.0

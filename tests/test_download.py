@@ -23,28 +23,29 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from avsep.data.download import (
+from avsep.core.io import STATUS_FAILED, STATUS_OK, read_manifest
+from avsep.data.prepare.decode import ExtractConfig
+from avsep.data.prepare.download import (
     ARCHIVE_NAME,
     MANIFEST_COLUMNS,
     TMP_DIR_NAME,
     DownloadArchive,
-    DownloadConfig,
-    classify_error,
     download_dataset,
     download_one,
-    parse_youtube_id,
 )
-from avsep.data.extract import ExtractConfig, extract_dataset
-from avsep.data.metadata import (
-    MetadataError,
-    MetadataWarning,
-    label_slug,
+from avsep.data.prepare.extract import extract_dataset
+from avsep.data.prepare.media import probe, run_ffmpeg
+from avsep.data.prepare.metadata import (
     parse_fairplay_split,
     parse_music_json,
     parse_vggsound_csv,
 )
-from avsep.io import STATUS_FAILED, STATUS_OK, read_manifest
-from avsep.media import probe, run_ffmpeg
+from avsep.data.prepare.metadata_checks import (
+    MetadataError,
+    MetadataWarning,
+    label_slug,
+)
+from avsep.data.prepare.ytdlp import DownloadConfig, classify_error, parse_youtube_id
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

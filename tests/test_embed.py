@@ -17,10 +17,12 @@ import torch
 from PIL import Image, ImageDraw
 from workflow_helpers import default_params
 
-from avsep.config import ConfigError, Params
+from avsep.audio.mixing import mix_sources
+from avsep.config.params import ConfigError, Params
+from avsep.core.io import write_parquet
 from avsep.data.mixtures import Crop, make_train_mixtures, specs_from_train_table
 from avsep.data.store import ClipStore, load_batch
-from avsep.embed import (
+from avsep.encoders.cache import (
     build_clap_caches,
     build_clip_cache,
     clip_frame_table,
@@ -29,8 +31,6 @@ from avsep.embed import (
 )
 from avsep.encoders.clap import CLAP_RATE, load_clap, resample
 from avsep.encoders.clip import load_clip
-from avsep.io import write_parquet
-from avsep.mixing import mix_sources
 
 SR = 11025
 L = 65535

@@ -11,17 +11,11 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from avsep.data.extract import (
-    ExtractConfig,
-    ExtractError,
-    extract_clip,
-    extract_dataset,
-    list_frames,
-    load_audio,
-    load_frame,
-)
-from avsep.io import STATUS_FAILED, STATUS_OK, write_parquet
-from avsep.media import MediaError, run_ffmpeg
+from avsep.core.io import STATUS_FAILED, STATUS_OK, write_parquet
+from avsep.data.prepare.decode import ExtractConfig, ExtractError, extract_clip
+from avsep.data.prepare.extract import extract_dataset
+from avsep.data.prepare.media import MediaError, run_ffmpeg
+from avsep.data.prepare.readers import list_frames, load_audio, load_frame
 
 SR = 11025
 FPS = 8.0

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from avsep.analysis import linear_probe, modality_gap, per_class_sdr
-from avsep.config import ConfigError, Params, load_params
+from avsep.config.params import ConfigError, Params, load_params
 from avsep.data.inputs import ClapTargets, EmbeddingInputs, TableSampler
 from avsep.data.mixtures import MixSpec
-from avsep.models.separator import AVSeparator, SeparatorConfig, VisualConfig, alignment_loss
-from avsep.models.unet import UNetConfig
+from avsep.losses.alignment import alignment_loss
+from avsep.models.hfra.separator import AVSeparator, SeparatorConfig, VisualConfig
+from avsep.models.hfra.unet import UNetConfig
+from avsep.reporting.analysis import linear_probe, modality_gap, per_class_sdr
 
 
 def _clip_net(fusion: str, align_dim: int = 0, middle_dim: int = 16) -> AVSeparator:

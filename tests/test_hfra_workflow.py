@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from avsep import checkpoint
-
 from workflow_helpers import copy_workflow, micro_params, snakemake, write_params
+
+from avsep.engine import checkpoint
 
 TARGETS = [f"results/{t}.csv" for t in ("table1", "table4", "table5", "table6", "tableA1")] + [
     "results/figure1.png", "results/figure3.png",

@@ -21,10 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
-from avsep import checkpoint
-
 from workflow_helpers import copy_workflow, micro_params, snakemake, write_params
+
+from avsep.engine import checkpoint
 
 #: Enough micro steps (~0.1 s each) that the job is still training well after the first resume state.
 STEPS = 60
@@ -35,7 +34,7 @@ EXTRACT = f"data/{DATASET}/extract/manifest.parquet"
 CKPT = f"models/{DATASET}/sop/checkpoint.pt"
 #: How long a stage may take to reach the point where it is killed (a loaded 2-core CI machine).
 DEADLINE_S = 120
-#: Names ``avsep.io.atomic_path`` / ``atomic_dir`` give their temporaries: hidden, ``.tmp`` in the name.
+#: Names ``avsep.core.io.atomic_path`` / ``atomic_dir`` give their temporaries: hidden, ``.tmp`` in the name.
 TMP_NAME = re.compile(r"^\..+\.tmp")
 
 
@@ -257,7 +256,7 @@ def test_sigkilled_extract_stage_leaves_nothing_a_rerun_mistakes_for_done(base, 
 _WRITER = r"""
 import sys, time
 from pathlib import Path
-from avsep.io import atomic_dir, atomic_path
+from avsep.core.io import atomic_dir, atomic_path
 
 kind, dest = sys.argv[1], Path(sys.argv[2])
 if kind == "file":

@@ -13,39 +13,30 @@ import torch
 from PIL import Image
 from workflow_helpers import default_params
 
-from avsep.binaural import lavss_gt_masks
-from avsep.config import ConfigError, Params
+from avsep.audio.binaural import audio_features
+from avsep.audio.frontend import FrontendConfig, stft
+from avsep.config.lavss import LAVSSTrainConfig
+from avsep.config.params import ConfigError, Params
+from avsep.core.seeding import seed_everything
+from avsep.data.binaural_batches import Batch, LAVSSData, mirror_batch
+from avsep.data.binaural_mixtures import LAVSSSampler, eligible_clips, make_mixture_list
+from avsep.data.boxes import BoxSource
 from avsep.data.mixtures import Crop
-from avsep.data.spatial import position_to_azimuth, spatialize
+from avsep.data.prepare.spatial import position_to_azimuth, spatialize
 from avsep.data.store import ClipStore
-from avsep.frontend import FrontendConfig, stft
-from avsep.lavss import (
-    Batch,
-    BoxSource,
-    LAVSSData,
-    LAVSSSampler,
-    LAVSSTrainConfig,
-    audio_features,
-    eligible_clips,
-    evaluate_lavss,
-    gt_masks,
-    lavss_params,
-    load_lavss,
-    loss_terms,
-    make_mixture_list,
-    mirror_batch,
-    train_lavss,
-)
-from avsep.lavss_oracle import ORACLES, expected_ipd, oracle_table, score_oracles
-from avsep.metrics import evaluate_mixture
-from avsep.models.lavss import (
+from avsep.engine.lavss import LAVSSTask, load_lavss
+from avsep.engine.trainer import fit
+from avsep.evaluation.binaural import evaluate_lavss
+from avsep.evaluation.metrics import evaluate_mixture
+from avsep.evaluation.oracles import ORACLES, expected_ipd, oracle_table, score_oracles
+from avsep.losses.binaural import gt_masks, lavss_gt_masks, loss_terms
+from avsep.models.lavss.blocks import CMA, PositionNet, VPAttention
+from avsep.models.lavss.network import (
     LAVSSConfig,
     LAVSSNet,
     count_parameters,
     transfer_pretrained,
 )
-from avsep.models.lavss_blocks import CMA, PositionNet, VPAttention
-from avsep.seeding import seed_everything
 
 FE = FrontendConfig(sample_rate=11025, clip_samples=8191, n_fft=254, hop=64, warp_bins=128)  # 128 x 128 spectrograms
 TINY = {"ngf": 2, "k": 4, "visual_width": 2, "crop_size": 32, "image_size": 32, "d_model": 8, "pos_hidden": 8,
@@ -398,7 +389,7 @@ def test_training_lowers_the_loss_and_resumes_to_identical_weights(tiny_dataset,
 
     seed_everything(cfg.seed, 1)
     before = held_out_loss(LAVSSNet(arch))  # the initial weights of the run (same seed, same construction)
-    final = train_lavss(arch, cfg, sampler, data, tmp_path / "a", {"model": "t"})
+    final = fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "a", {"model": "t"})
     trained, meta = load_lavss(final)
     after = held_out_loss(trained)
     assert after < before - 0.05
@@ -406,16 +397,16 @@ def test_training_lowers_the_loss_and_resumes_to_identical_weights(tiny_dataset,
     assert list(log["step"]) == [5, 10, 15, 20]
     np.testing.assert_allclose(log["loss"], log["l1"] + 0.5 * log["l2"] + 0.25 * log["time"], atol=1e-5)
     # Interrupted after 10 steps (states at 5 and 10), then resumed: the same weights as straight through.
-    train_lavss(arch, cfg, sampler, data, tmp_path / "b", {"model": "t"}, stop_after=10)
+    fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "b", {"model": "t"}, stop_after=10)
     assert (tmp_path / "b" / "state.pt").exists() and not (tmp_path / "b" / "checkpoint.pt").exists()
-    again, _ = load_lavss(train_lavss(arch, cfg, sampler, data, tmp_path / "b", {"model": "t"}))
+    again, _ = load_lavss(fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "b", {"model": "t"}))
     for (k, v1), v2 in zip(load_lavss(final)[0].state_dict().items(), again.state_dict().values()):
         assert torch.equal(v1, v2), k
     assert not (tmp_path / "b" / "state.pt").exists() and meta["transferred"] == []
     # A resume state of another architecture stops the run with the file named, instead of being half loaded.
-    train_lavss(arch, cfg, sampler, data, tmp_path / "c", {"model": "t"}, stop_after=5)
+    fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "c", {"model": "t"}, stop_after=5)
     with pytest.raises(RuntimeError, match=r"c/state\.pt: this resume state does not fit"):
-        train_lavss(tiny(backbone="sop", bottleneck_fusion=False, k=3), cfg, sampler, data, tmp_path / "c", {"model": "t"})
+        fit(LAVSSTask(tiny(backbone="sop", bottleneck_fusion=False, k=3), cfg, sampler, data), cfg, tmp_path / "c", {"model": "t"})
     assert pd.read_csv(tmp_path / "b" / "train_log.csv").equals(log.assign(seconds=pd.read_csv(tmp_path / "b" / "train_log.csv")["seconds"]))
 
 
@@ -436,7 +427,7 @@ def _lavss_raw(**changes: object) -> dict:
 
 
 def test_default_lavss_config_parses():
-    lp = lavss_params(Params(default_params()))
+    lp = Params(default_params()).lavss
     assert lp.variant("lavss").arch.position and lp.variant("lavss").pretrain is not None
     assert not lp.variant("sop_pre_star").finetune
     assert lp.crop.n_frames == 1 and lp.frontend.sample_rate == 11025
@@ -453,7 +444,7 @@ def test_default_lavss_config_parses():
 ])
 def test_config_errors_name_the_key(changes, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        lavss_params(Params(_lavss_raw(**changes)))
+        Params(_lavss_raw(**changes)).lavss
 
 
 # ---------------------------------------------------------------------------------------------- oracle masks

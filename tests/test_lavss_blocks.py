@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from avsep.binaural import binaural_features, binaural_stft, ipd, lavss_gt_masks, lavss_loss, lavss_loss_terms
-from avsep.data.spatial import spatialize
-from avsep.frontend import FrontendConfig, stft, warp
-from avsep.models.lavss_blocks import (
+from avsep.audio.binaural import audio_features, phase_difference
+from avsep.audio.frontend import FrontendConfig, stft, warp
+from avsep.data.prepare.spatial import spatialize
+from avsep.losses.binaural import lavss_gt_masks, lavss_loss, lavss_loss_terms
+from avsep.models.hfra.unet import UNet7, UNetConfig, count_parameters
+from avsep.models.lavss.blocks import (
     CMA,
     AVPFusion,
     CropEncoder,
@@ -24,7 +26,6 @@ from avsep.models.lavss_blocks import (
     unet_decode,
     unet_encode,
 )
-from avsep.models.unet import UNet7, UNetConfig, count_parameters
 
 CFG = FrontendConfig()
 
@@ -97,8 +98,8 @@ def test_ipd_of_a_known_delay():
     g = torch.Generator().manual_seed(0)
     src = torch.randn(32768 + 100, generator=g)
     right, left = src[100 : 100 + 32768], src[100 - d : 100 - d + 32768]
-    spec = binaural_stft(torch.stack([left, right])[None], CFG)[0]
-    p = ipd(spec[0], spec[1])
+    spec = stft(torch.stack([left, right])[None], CFG)[0]
+    p = phase_difference(spec[0], spec[1])
     assert p.shape == spec.shape[1:]
     pi32 = float(torch.tensor(math.pi))  # float32 pi rounds up
     assert float(p.min()) > -pi32 and float(p.max()) <= pi32
@@ -111,7 +112,7 @@ def test_ipd_of_a_known_delay():
 def test_ipd_wraps_minus_pi_to_plus_pi():
     a = torch.tensor([-1.0 + 0j, 1.0 + 0j])
     b = torch.tensor([1.0 + 0j, 1.0 + 0j])
-    p = ipd(torch.complex(a.real, torch.tensor([-0.0, 0.0])), b)
+    p = phase_difference(torch.complex(a.real, torch.tensor([-0.0, 0.0])), b)
     assert p.tolist() == pytest.approx([math.pi, 0.0])
 
 
@@ -119,17 +120,17 @@ def test_ipd_wraps_minus_pi_to_plus_pi():
 def test_ipd_sign_follows_the_source_side(azimuth_deg, sign):
     mono = np.random.default_rng(1).standard_normal(32768).astype(np.float32)
     st = torch.from_numpy(spatialize(mono, CFG.sample_rate, math.radians(azimuth_deg)))
-    spec = binaural_stft(st[None], CFG)[0]
-    low = ipd(spec[0], spec[1])[1:20].mean(-1)  # ITD ~5.4 samples: no wrapping below bin 20
+    spec = stft(st[None], CFG)[0]
+    low = phase_difference(spec[0], spec[1])[1:20].mean(-1)  # ITD ~5.4 samples: no wrapping below bin 20
     assert torch.all(sign * low > 0)
 
 
 def test_binaural_features_layout():
     mono = np.random.default_rng(2).standard_normal(16384).astype(np.float32)
     st = torch.from_numpy(spatialize(mono, CFG.sample_rate, math.radians(45)))[None].repeat(2, 1, 1)
-    feats = binaural_features(st, CFG)
+    feats, spec = audio_features(st, CFG, ipd=True)
     assert feats.shape == (2, 2, 2, CFG.warp_bins, 16384 // CFG.hop + 1)
-    spec = stft(st, CFG)
+    assert torch.equal(spec, stft(st, CFG))
     assert torch.allclose(feats[:, :, 0], torch.log(warp(spec.abs(), CFG) + 1e-10), atol=1e-5)
     assert torch.equal(feats[:, 0, 1], feats[:, 1, 1])  # cos(IPD) is shared by the ears
     assert float(feats[:, :, 1].abs().max()) <= 1.0 + 1e-6

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from workflow_helpers import copy_workflow, micro_params, snakemake, write_params
 
-from avsep import checkpoint
+from avsep.engine import checkpoint
 
 TARGETS = [f"results/lavss_table{i}.csv" for i in (1, 2, 3, 4)] + [
     "results/lavss_figure_different.png", "results/lavss_figure_same_type.png",

@@ -1,4 +1,4 @@
-"""Tests of avsep.metrics against mir_eval 0.7 (the reference BSS Eval implementation).
+"""Tests of avsep.evaluation.metrics against mir_eval 0.7 (the reference BSS Eval implementation).
 
 mir_eval is a test-only dependency (``pip install -e .[test]``); it is imported
 lazily, with its import-time DeprecationWarnings (scipy.misc) silenced.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from avsep.metrics import aggregate, bss_eval_sources, evaluate_mixture
+from avsep.evaluation.metrics import aggregate, bss_eval_sources, evaluate_mixture
 
 TOL_DB = 0.01
 
@@ -126,7 +126,7 @@ def test_matches_mir_eval_ill_conditioned(mir_ref) -> None:
     SIR/SAR are then dominated by rounding, so only an implementation doing
     mir_eval's exact floating-point operations agrees (an algebraically
     equivalent one is off by tens of dB here). If a numpy/scipy upgrade breaks
-    this test but not the others, the bitwise replication in avsep.metrics needs
+    this test but not the others, the bitwise replication in avsep.evaluation.metrics needs
     revisiting (see its module docstring).
     """
     rng = np.random.default_rng(12)

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 import torch
 
+from avsep.audio.mixing import mix_sources
 from avsep.data.mixtures import Crop, TrainSampler, frame_indices, make_test_mixtures
-from avsep.mixing import mix_sources
 
 
 def _manifest(n_labels=4, per_label=3, n_samples=90000) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from avsep.models.separator import AVSeparator, SeparatorConfig, VisualConfig
-from avsep.models.unet import UNet7, UNetConfig, count_parameters
+from avsep.models.hfra.separator import AVSeparator, SeparatorConfig, VisualConfig
+from avsep.models.hfra.unet import UNet7, UNetConfig, count_parameters
 
 
 def test_unet7_parameter_count_matches_reference():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from avsep import checkpoint
+from avsep.engine import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.glob("avsep/**/*.py"), *ROOT.glob("workflow_scripts/*.py")])

@@ -11,18 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avsep.data import spatial
-from avsep.data.instruments import DATASET_CLASSES, INSTRUMENTS, appearance_key, get_instrument
-from avsep.data.synth import (
+from avsep.data.prepare import spatial
+from avsep.data.prepare.instruments import (
+    DATASET_CLASSES,
+    INSTRUMENTS,
+    appearance_key,
+    get_instrument,
+)
+from avsep.data.prepare.media import ffmpeg_exe, probe
+from avsep.data.prepare.synth import (
     BOX_COLUMNS,
     MANIFEST_COLUMNS,
     SynthConfig,
     generate_dataset,
     plan_clips,
-    render_clip_audio,
-    window_rms,
 )
-from avsep.media import ffmpeg_exe, probe
+from avsep.data.prepare.synth_audio import render_clip_audio, window_rms
 
 TINY = SynthConfig(
     name="tiny", classes=("tuba", "xylophone"), clips_per_class={"train": 1, "test": 1}, clip_seconds=3.0, seed=7

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from avsep import tracking
+from avsep.reporting import tracking
 
 
 def _csv(path, **cols):

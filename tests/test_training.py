@@ -6,25 +6,26 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from workflow_helpers import micro_params
 
-from avsep import checkpoint, stages
-from avsep.config import Params
+from avsep.config.params import Params
+from avsep.core.io import read_manifest
 from avsep.data.inputs import FrameInputs
 from avsep.data.mixtures import TrainSampler
 from avsep.data.store import ClipStore
-from avsep.inference import separate
-from avsep.io import read_manifest
-from avsep.train import TrainData, train
-
-from workflow_helpers import micro_params
+from avsep.engine import checkpoint
+from avsep.engine.hfra import HFRATask, TrainData
+from avsep.engine.trainer import fit
+from avsep.evaluation.inference import separate
+from avsep.stages import data
 
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
     root = tmp_path_factory.mktemp("micro")
     p = Params(micro_params())
-    stages.synth(p, "synth-music", root / "raw/manifest.parquet")
-    stages.extract(p, "synth-music", root / "raw/manifest.parquet", root / "extract/manifest.parquet")
+    data.synth(p, "synth-music", root / "raw/manifest.parquet")
+    data.extract(p, "synth-music", root / "raw/manifest.parquet", root / "extract/manifest.parquet")
     return p, root / "extract/manifest.parquet"
 
 
@@ -43,15 +44,15 @@ def test_training_is_deterministic_and_resumes_to_identical_weights(micro, tmp_p
     p, manifest = micro
     cfg = p.train  # 3 steps, resume state every 2
     sep = p.models["sop"].separator
-    a = train(sep, cfg, _data(p, manifest), tmp_path / "a", meta={"model": "sop"})
-    b = train(sep, cfg, _data(p, manifest), tmp_path / "b", meta={"model": "sop"})
+    a = fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path / "a", meta={"model": "sop"})
+    b = fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path / "b", meta={"model": "sop"})
     wa, wb = _weights(a), _weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
     # Interrupted after 2 steps (the resume state is written), then rerun: same final weights.
-    state = train(sep, cfg, _data(p, manifest), tmp_path / "c", meta={"model": "sop"}, stop_after=2)
+    state = fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path / "c", meta={"model": "sop"}, stop_after=2)
     assert state.name == "state.pt" and state.exists()
-    c = train(sep, cfg, _data(p, manifest), tmp_path / "c", meta={"model": "sop"})
+    c = fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path / "c", meta={"model": "sop"})
     wc = _weights(c)
     assert all(torch.equal(wa[k], wc[k]) for k in wa)
     log = pd.read_csv(tmp_path / "c/train_log.csv")
@@ -63,14 +64,14 @@ def test_training_reduces_the_loss(micro, tmp_path):
 
     p, manifest = micro
     cfg = replace(p.train, steps=30, lr=3e-3, lr_milestones=(), log_every=5, checkpoint_every=1000, batch_size=4)
-    train(p.models["sop"].separator, cfg, _data(p, manifest), tmp_path, meta={"model": "sop"})
+    fit(HFRATask(p.models["sop"].separator, _data(p, manifest)), cfg, tmp_path, meta={"model": "sop"})
     loss = pd.read_csv(tmp_path / "train_log.csv")["loss"].to_numpy()
     assert loss[-2:].mean() < loss[0]
 
 
 def test_separation_outside_the_workflow(micro, tmp_path):
     p, manifest = micro
-    ck = train(p.models["sop"].separator, p.train, _data(p, manifest), tmp_path, meta={"model": "sop", "label": "x"})
+    ck = fit(HFRATask(p.models["sop"].separator, _data(p, manifest)), p.train, tmp_path, meta={"model": "sop", "label": "x"})
     model, meta = checkpoint.load_separator(ck)
     assert meta["model"] == "sop"
     store = ClipStore(manifest, 11025)
@@ -90,8 +91,8 @@ def test_separation_outside_the_workflow(micro, tmp_path):
 
 def test_a_nan_model_output_fails_evaluation_naming_the_mixture(micro, tmp_path):
     from avsep.data.mixtures import make_test_mixtures
-    from avsep.evaluate import EvalConfig, evaluate_model
-    from avsep.models.separator import AVSeparator
+    from avsep.evaluation.evaluate import EvalConfig, evaluate_model
+    from avsep.models.hfra.separator import AVSeparator
 
     p, manifest = micro
     v = p.models["sop"].separator

@@ -4,7 +4,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from workflow_helpers import copy_workflow, micro_params, snakemake, write_params
 
 
@@ -61,10 +60,10 @@ def test_dag_runs_end_to_end_then_has_nothing_to_do(first_run):
     assert "Nothing to be done" in second.stdout + second.stderr
 
     # Editing package code a rule runs makes that rule (and only what depends on it) out of date.
-    report_src = tmp_path / "avsep/report.py"
+    report_src = tmp_path / "avsep/reporting/tables.py"
     report_src.write_text(report_src.read_text() + "\n# edited\n")
     third = snakemake(tmp_path, "-n", "results/table1.csv")
     out = third.stdout + third.stderr
     assert "rule separation_table:" in out or "localrule separation_table:" in out
-    assert "avsep/report.py" in out
+    assert "avsep/reporting/tables.py" in out
     assert "rule train:" not in out and "localrule train:" not in out

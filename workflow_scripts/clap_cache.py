@@ -1,6 +1,6 @@
 """Snakemake script: CLAP embeddings of the training mixtures and clips (rule clap_cache)."""
-from avsep import embed
-from avsep.workflow import rule_context
+from avsep.stages import embed
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i, o = snakemake.input, snakemake.output  # noqa: F821

@@ -1,6 +1,6 @@
 """Snakemake script: CLIP image embeddings of one split's frames (rule clip_cache)."""
-from avsep import embed
-from avsep.workflow import rule_context
+from avsep.stages import embed
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     w, o = snakemake.wildcards, snakemake.output  # noqa: F821

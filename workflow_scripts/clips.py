@@ -1,6 +1,6 @@
 """Snakemake script: parse the fetched metadata into the clip table (rule clips)."""
-from avsep import stages
-from avsep.workflow import rule_context
+from avsep.stages import data
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
-    stages.clips(p, snakemake.wildcards.dataset, snakemake.input.record, snakemake.output[0])  # noqa: F821
+    data.clips(p, snakemake.wildcards.dataset, snakemake.input.record, snakemake.output[0])  # noqa: F821

@@ -1,6 +1,6 @@
 """Snakemake script: download / import the clips of a real dataset (checkpoint download)."""
-from avsep import stages
-from avsep.workflow import rule_context
+from avsep.stages import data
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
-    stages.download(p, snakemake.wildcards.dataset, snakemake.input.clips, snakemake.output[0])  # noqa: F821
+    data.download(p, snakemake.wildcards.dataset, snakemake.input.clips, snakemake.output[0])  # noqa: F821

@@ -1,7 +1,7 @@
 """Snakemake script: score a non-learned baseline (rule evaluate_baseline)."""
-from avsep import stages
-from avsep.workflow import rule_context
+from avsep.stages import evaluate
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     w, i, o = snakemake.wildcards, snakemake.input, snakemake.output  # noqa: F821
-    stages.evaluate_baseline(p, w.dataset, w.baseline, i.manifest, i.mixtures, o.per_mixture, o.summary)
+    evaluate.evaluate_baseline(p, w.dataset, w.baseline, i.manifest, i.mixtures, o.per_mixture, o.summary)

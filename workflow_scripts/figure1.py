@@ -1,7 +1,7 @@
 """Snakemake script: HFRA Figure 1 (rule figure1)."""
-from avsep import stages
-from avsep.workflow import rule_context
+from avsep.stages import report
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i, o = snakemake.input, snakemake.output  # noqa: F821
-    stages.figure1(p, i.manifest, i.table_a1, o.png, o.csv)
+    report.figure1(p, i.manifest, i.table_a1, o.png, o.csv)

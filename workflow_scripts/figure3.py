@@ -1,8 +1,8 @@
 """Snakemake script: HFRA Figure 3 (rule figure3)."""
-from avsep import stages
-from avsep.workflow import rule_context
+from avsep.stages import report
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i, o = snakemake.input, snakemake.output  # noqa: F821
     clip = [(i.clip_test_npy, i.clip_test_idx)] if hasattr(i, "clip_test_npy") else None
-    stages.figure3(p, i.manifest, i.mixtures, list(i.checkpoints), clip, o.png, o.audio)
+    report.figure3(p, i.manifest, i.mixtures, list(i.checkpoints), clip, o.png, o.audio)

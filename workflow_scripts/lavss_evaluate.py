@@ -1,6 +1,6 @@
 """Snakemake script: score a LAVSS-table method (or mix-gt) per ear on a test list (rule lavss_evaluate)."""
-from avsep import lavss
-from avsep.workflow import rule_context
+from avsep.stages import lavss
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     w, i, o = snakemake.wildcards, snakemake.input, snakemake.output  # noqa: F821

@@ -1,6 +1,6 @@
 """Snakemake script: monaural pre-training of a LAVSS architecture (rule lavss_pretrain)."""
-from avsep import lavss
-from avsep.workflow import rule_context
+from avsep.stages import lavss
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i = snakemake.input  # noqa: F821

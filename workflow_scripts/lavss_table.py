@@ -1,6 +1,6 @@
 """Snakemake script: a LAVSS table and the paper's numbers beside it (rule lavss_table)."""
-from avsep import lavss
-from avsep.workflow import rule_context
+from avsep.stages import lavss
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i, o = snakemake.input, snakemake.output  # noqa: F821

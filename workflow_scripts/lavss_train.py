@@ -1,6 +1,6 @@
 """Snakemake script: train one LAVSS-table variant on the binaural dataset (rule lavss_train)."""
-from avsep import lavss
-from avsep.workflow import rule_context
+from avsep.stages import lavss
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i = snakemake.input  # noqa: F821

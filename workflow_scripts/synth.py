@@ -1,6 +1,6 @@
 """Snakemake script: render an embedded synthetic dataset (rule synth)."""
-from avsep import stages
-from avsep.workflow import rule_context
+from avsep.stages import data
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
-    stages.synth(p, snakemake.wildcards.dataset, snakemake.output[0])  # noqa: F821
+    data.synth(p, snakemake.wildcards.dataset, snakemake.output[0])  # noqa: F821

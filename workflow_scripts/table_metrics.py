@@ -1,6 +1,6 @@
 """Snakemake script: a table's numbers as JSON for DVC metrics (rule table_metrics)."""
-from avsep import tracking
-from avsep.workflow import rule_context
+from avsep.reporting import tracking
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake):  # noqa: F821 - injected by Snakemake
     m = tracking.write_table_metrics(snakemake.input.table, snakemake.output[0])  # noqa: F821

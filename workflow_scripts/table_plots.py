@@ -1,8 +1,8 @@
 """Snakemake script: a table's training curves and per-instrument SDR for DVC plots (rule table_plots)."""
 from pathlib import Path
 
-from avsep import tracking
-from avsep.workflow import rule_context
+from avsep.reporting import tracking
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake):  # noqa: F821 - injected by Snakemake
     i = snakemake.input  # noqa: F821

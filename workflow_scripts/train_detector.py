@@ -1,10 +1,10 @@
 """Snakemake script: train the YOLO detector on a synthetic dataset's frames (rule train_detector)."""
 from pathlib import Path
 
-from avsep import detect
-from avsep.workflow import rule_context
+from avsep.stages import detect
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i = snakemake.input  # noqa: F821
     boxes = Path(i.raw).parent / "boxes.parquet"
-    detect.stage_train(p, snakemake.wildcards.dataset, i.manifest, boxes, snakemake.output.weights)  # noqa: F821
+    detect.train_detector(p, snakemake.wildcards.dataset, i.manifest, boxes, snakemake.output.weights)  # noqa: F821

@@ -1,8 +1,8 @@
 """Snakemake script: the seeded training-mixture manifest (rule train_mixtures)."""
-from avsep import embed
-from avsep.workflow import rule_context
+from avsep.stages import mix
+from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
-    embed.train_mixtures(
+    mix.train_mixtures(
         p, snakemake.wildcards.dataset, snakemake.input[0], snakemake.output[0], snakemake.params.n_frames  # noqa: F821
     )

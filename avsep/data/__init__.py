@@ -1,1 +1,1 @@
-"""Datasets: synthetic rendering, extraction of audio and frames, mixtures."""
+"""Data: reading extracted clips, per-source model inputs, mixture lists (prepare/: making the clips)."""

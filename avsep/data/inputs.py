@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .mixtures import MixSpec
-from .store import ClipStore, load_frames
+from avsep.data.mixtures import MixSpec
+from avsep.data.store import ClipStore, load_frames
 
 
 class VisualInputs(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..seeding import rng
+from avsep.core.seeding import rng
 
 
 @dataclass(frozen=True)

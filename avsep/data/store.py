@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from .mixtures import MixSpec
+from avsep.data.mixtures import MixSpec
 
 
 class ClipStore:

@@ -1,0 +1,1 @@
+"""Signal processing: the STFT front-end and log-frequency warp, mixing, binaural features, acoustic properties."""

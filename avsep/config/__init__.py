@@ -1,0 +1,1 @@
+"""The one validated configuration: params.yaml (and --config/--configfile values) into typed dataclasses."""

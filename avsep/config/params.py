@@ -1,0 +1,279 @@
+"""Loading and validating ``params.yaml`` into typed configs.
+
+The JSON schema (``avsep/config/params.schema.yaml``) is the single definition of what is allowed; the
+Snakefile checks it with ``snakemake.utils.validate`` and :func:`load_params` checks it here, with error
+messages that name the offending key (``train.steps``). Cross-references the schema cannot express (a
+table naming an unknown model or dataset) are checked by :func:`check_references`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import yaml
+
+from avsep.audio.frontend import FrontendConfig
+from avsep.data.mixtures import Crop
+from avsep.engine.trainer import TrainConfig
+from avsep.models.hfra.separator import SeparatorConfig, VisualConfig
+from avsep.models.hfra.unet import UNetConfig
+
+if TYPE_CHECKING:
+    from avsep.config.lavss import LAVSSParams
+
+SCHEMA_PATH = Path(__file__).parent / "params.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """params.yaml is invalid; the message names the key."""
+
+
+def _key_path(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def validate(params: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the key of the first schema violation (best-matching error)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        where = _key_path(err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            keys = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
+            raise ConfigError(f"params.yaml: unknown key(s) {keys}")
+        if err.validator == "not" and err.validator_value == {}:  # a key that does not apply (schema `not: {}`)
+            raise ConfigError(f"params.yaml: {where} does not apply here (see its comment in {SCHEMA_PATH.name})")
+        raise ConfigError(f"params.yaml: invalid value for {where}: {err.message}")
+    check_references(params)
+
+
+def model_entry(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """A registry entry of ``models:`` with ``model_defaults`` filled in (what a variant is built from)."""
+    return {**params["model_defaults"], **params["models"][name]}
+
+
+def method_labels(params: dict[str, Any], methods: list[str]) -> list[str]:
+    """The table label of each method: a model variant's or a baseline's ``label``."""
+    entries = {**params.get("baselines", {}), **params["models"]}
+    return [entries[m]["label"] for m in methods]
+
+
+def check_milestones(t: dict[str, Any], where: str) -> None:
+    """The lr milestones of a training section fall inside its steps."""
+    for s in t.get("lr_milestones", []):
+        if s >= t["steps"]:
+            raise ConfigError(f"params.yaml: {where}.lr_milestones has {s}, not below {where}.steps={t['steps']}")
+
+
+def train_config(t: dict[str, Any], seed: int, threads: int, cls: type[TrainConfig] = TrainConfig,
+                 **extra: Any) -> TrainConfig:
+    """The engine's settings of a training section (``train:``, ``lavss.train``); ``cls``/``extra`` add a family's own."""
+    return cls(
+        steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
+        lr_milestones=tuple(int(s) for s in t.get("lr_milestones", [])), lr_gamma=float(t.get("lr_gamma", 0.1)),
+        grad_clip=float(t.get("grad_clip", 5.0)), checkpoint_every=int(t["checkpoint_every"]),
+        log_every=int(t["log_every"]), seed=seed, threads=threads, **extra,
+    )
+
+
+def check_references(params: dict[str, Any]) -> None:
+    """Cross-checks: tables name existing datasets and models; lr milestones fall inside training."""
+    for tname, t in params.get("tables", {}).items():
+        if t["dataset"] not in params["datasets"]:
+            raise ConfigError(f"params.yaml: tables.{tname}.dataset names unknown dataset {t['dataset']!r}")
+        baselines = params.get("baselines", {})
+        for m in t["methods"]:
+            if m not in params["models"] and m not in baselines:
+                raise ConfigError(
+                    f"params.yaml: tables.{tname}.methods names unknown model variant or baseline {m!r} "
+                    f"(models: {sorted(params['models'])}; baselines: {sorted(baselines)})"
+                )
+        if tname in ("table4", "table5", "table6", "tableA1"):
+            bad = [m for m in t["methods"] if m not in params["models"]]
+            if bad:
+                raise ConfigError(f"params.yaml: tables.{tname}.methods must name trained model variants, not {bad}")
+    figs = params.get("figures", {})
+    for fname, f in figs.items():
+        if f["dataset"] not in params["datasets"]:
+            raise ConfigError(f"params.yaml: figures.{fname}.dataset names unknown dataset {f['dataset']!r}")
+        for m in f.get("methods", []):
+            if m not in params["models"]:
+                raise ConfigError(f"params.yaml: figures.{fname}.methods names unknown model variant {m!r}")
+    if "figure1" in figs and "tableA1" not in params.get("tables", {}):
+        raise ConfigError("params.yaml: figures.figure1 colours classes by their best fusion: it needs tables.tableA1")
+    for d in params.get("detect", {}).get("datasets", []):
+        if d not in params["datasets"]:
+            raise ConfigError(f"params.yaml: detect.datasets names unknown dataset {d!r}")
+    overlap = set(params["models"]) & set(params.get("baselines", {}))
+    if overlap:
+        raise ConfigError(f"params.yaml: {sorted(overlap)} named both under models and baselines")
+    check_milestones(params["train"], "train")
+    lo, hi = params["mixing"]["gain_range"]
+    if lo > hi:
+        raise ConfigError("params.yaml: mixing.gain_range must be [low, high] with low <= high")
+    a = params["audio"]
+    sides = {"audio.warp_bins": a["warp_bins"], "audio.clip_samples // audio.hop + 1": a["clip_samples"] // a["hop"] + 1}
+    for name, v in params["models"].items():
+        nd = v.get("num_downs", params["model_defaults"].get("num_downs", 7))
+        for key, side in sides.items():
+            if side % 2**nd:
+                raise ConfigError(f"params.yaml: models.{name}: {key} = {side} is not a multiple of 2^num_downs = {2**nd} "
+                                  "(the U-Net halves the spectrogram num_downs times)")
+    if "clip" in params and params["clip"]["fps"] > params["audio"]["fps"]:
+        raise ConfigError(f"params.yaml: clip.fps={params['clip']['fps']} exceeds audio.fps={params['audio']['fps']} (the extracted frame rate)")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One entry of ``datasets:``. Synthetic datasets use ``classes``/``clips_per_class``; real ones
+    (``source`` music, music21, vggsound, fairplay, local) the rest (see params/real.yaml)."""
+
+    name: str
+    source: str
+    binaural: bool
+    classes: str = ""
+    clips_per_class: dict[str, int] = field(default_factory=dict)
+    metadata: tuple[str, ...] = ()
+    url_template: str | None = None
+    split: dict[str, Any] = field(default_factory=dict)
+    clip_seconds: float = 10.0
+    download: dict[str, Any] = field(default_factory=dict)
+    archives: dict[str, str] = field(default_factory=dict)
+    fold: int = 1
+    audio_rate: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", tuple(self.metadata))
+
+    @property
+    def channels(self) -> int:
+        return 2 if self.binaural else 1
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synth"
+
+
+#: Dimension of the cached CLIP ViT-B/32 image embeddings and of the CLAP audio embeddings.
+CLIP_DIM = 512
+CLAP_DIM = 512
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    name: str
+    label: str
+    separator: SeparatorConfig
+    align_lambda: float = 0.0  # HFRA eq. 8 weight of the CLAP alignment loss
+
+    @property
+    def aligned(self) -> bool:
+        return self.align_lambda > 0
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return self.separator.visual.kind == "embedding"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    label: str
+    method: str
+
+
+class Params:
+    """Typed view of a validated params dict."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        validate(raw)
+        self.raw = raw
+        self.seed: int = raw["seed"]
+        self.threads: int = raw["threads"]
+        a = raw["audio"]
+        self.frontend = FrontendConfig(
+            sample_rate=a["sample_rate"], clip_samples=a["clip_samples"], n_fft=a["n_fft"], hop=a["hop"],
+            warp_bins=a["warp_bins"],
+        )
+        self.fps: float = float(a["fps"])
+        self.synth: dict[str, Any] = raw["synth"]
+        self.datasets = {k: DatasetConfig(name=k, **v) for k, v in raw["datasets"].items()}
+        self.mixing: dict[str, Any] = raw["mixing"]
+        self.models = {k: self._variant(k, v) for k, v in raw["models"].items()}
+        self.baselines = {k: Baseline(name=k, **v) for k, v in raw.get("baselines", {}).items()}
+        t = raw["train"]
+        self.train = train_config(t, self.seed, self.threads)
+        self.train_processes: int = int(t.get("processes", 1))
+        if t["batch_size"] % self.train_processes:
+            raise ConfigError(
+                f"params.yaml: train.batch_size={t['batch_size']} must be divisible by train.processes={self.train_processes}"
+            )
+        self.evaluate: dict[str, Any] = raw["evaluate"]
+        self.tables: dict[str, Any] = raw["tables"]
+        self.figures: dict[str, Any] = raw.get("figures", {})
+
+    @cached_property
+    def lavss(self) -> LAVSSParams:
+        """The ``lavss:`` section, typed and cross-checked (:mod:`avsep.config.lavss`)."""
+        from avsep.config.lavss import lavss_params
+
+        return lavss_params(self)
+
+    def _variant(self, name: str, v: dict[str, Any]) -> ModelVariant:
+        d = model_entry(self.raw, name)
+        frames = d["visual"] == "frames"
+        sep = SeparatorConfig(
+            fusion=d["fusion"],
+            k=d["k"],
+            # Sound-of-Pixels frame heads tile the k-channel visual vector; CLIP variants use middle_dim.
+            middle_dim=d["k"] if frames and d["fusion"] == "middle" else d["middle_dim"],
+            align_dim=CLAP_DIM if d["align_lambda"] > 0 else 0,
+            unet=UNetConfig(ngf=d["ngf"], num_downs=d.get("num_downs", 7)),
+            visual=VisualConfig(
+                kind=d["visual"], width=d["visual_width"], frame_size=d["frame_size"], n_frames=d["n_frames"],
+                embedding_dim=CLIP_DIM,
+                weights=d["visual_weights"] if frames else "clip",
+            ),
+        )
+        return ModelVariant(name=name, label=d["label"], separator=sep, align_lambda=float(d["align_lambda"]))
+
+    def method_label(self, name: str) -> str:
+        """Row label of a table method: a model variant or a non-learned baseline."""
+        if name in self.baselines:
+            return self.baselines[name].label
+        return self.model(name).label
+
+    def crop(self, n_frames: int) -> Crop:
+        """Crop geometry of a source: the front-end clip length and rate, the frame rate, ``n_frames``."""
+        return Crop(self.frontend.clip_samples, self.frontend.sample_rate, self.fps, n_frames)
+
+    def dataset(self, name: str) -> DatasetConfig:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise ConfigError(f"params.yaml: datasets.{name} is not defined (known: {sorted(self.datasets)})") from None
+
+    def model(self, name: str) -> ModelVariant:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ConfigError(f"params.yaml: models.{name} is not defined (known: {sorted(self.models)})") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    return Params(raw)

@@ -1,0 +1,1 @@
+"""What every stage shares: atomic writes and manifests, progress bars, seeding."""

@@ -1,0 +1,1 @@
+"""Training: one engine for every model (seeded, resumable, distributed), checkpoints."""

@@ -1,0 +1,84 @@
+"""LAVSS training through the engine (:func:`avsep.engine.trainer.fit`): model construction with monaural
+transfer, the eq. 8 loss of a batch, and checkpoint loading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avsep.config.lavss import LAVSSTrainConfig
+from avsep.data.binaural_batches import LAVSSData, mirror_batch
+from avsep.data.binaural_mixtures import LAVSSSampler
+from avsep.engine import checkpoint
+from avsep.losses.binaural import loss_terms
+from avsep.models.lavss.network import LAVSSConfig, LAVSSNet, transfer_pretrained
+
+
+def build_model(arch: LAVSSConfig, init: tuple[dict[str, torch.Tensor], LAVSSConfig] | None = None) -> tuple[LAVSSNet, list[str]]:
+    """A model of ``arch``; with ``init`` (pre-trained mono state and config) its weights are transferred."""
+    model = LAVSSNet(arch)
+    parts: list[str] = []
+    if init is not None:
+        parts = transfer_pretrained(model, init[0], init[1])
+    return model, parts
+
+
+@dataclass
+class LAVSSTask:
+    """A LAVSS model of ``arch`` trained with the eq. 8 loss on ``sampler``'s mixtures.
+
+    ``init_checkpoint``: a mono pre-trained LAVSS checkpoint whose weights start the model
+    (:func:`avsep.models.lavss.network.transfer_pretrained`).
+    """
+
+    arch: LAVSSConfig
+    cfg: LAVSSTrainConfig
+    sampler: LAVSSSampler
+    data: LAVSSData
+    init_checkpoint: str | Path | None = None
+    loss_columns: tuple[str, ...] = ("loss", "l1", "l2", "time")
+    transferred: list[str] = field(default_factory=list)
+
+    def build(self) -> LAVSSNet:
+        init = None
+        if self.init_checkpoint is not None:
+            ck = load_lavss_checkpoint(self.init_checkpoint)
+            init = (ck["model"], LAVSSConfig.from_dict(ck["config"]))
+        model, self.transferred = build_model(self.arch, init)
+        return model
+
+    def loss(self, model: torch.nn.Module, step: int, batch_size: int, rank_offset: int,
+             device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        batch = self.data.batch(self.sampler.batch(step, batch_size, rank_offset))
+        if cfg.mirror > 0:
+            batch = mirror_batch(batch, self.sampler.mirror_flags(step, batch_size, cfg.mirror, rank_offset))
+        terms = loss_terms(model, batch, self.data.frontend, cfg.weighting)
+        loss = terms["l1"] + cfg.alpha * terms["l2"] + cfg.beta * terms["time"]
+        return loss, {k: t.item() for k, t in terms.items()}
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        return self.arch.to_dict()
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {"transferred": self.transferred}
+
+
+def load_lavss_checkpoint(path: str | Path) -> dict[str, Any]:
+    ck = checkpoint.load(path)
+    for key in ("model", "config", "meta"):
+        if key not in ck:
+            raise RuntimeError(f"checkpoint {path} lacks {key!r}: is it a LAVSS checkpoint?")
+    return ck
+
+
+def load_lavss(path: str | Path) -> tuple[LAVSSNet, dict[str, Any]]:
+    """A trained LAVSS model (eval mode) and its metadata."""
+    ck = load_lavss_checkpoint(path)
+    model = LAVSSNet(LAVSSConfig.from_dict(ck["config"]))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, ck["meta"]

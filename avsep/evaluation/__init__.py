@@ -1,0 +1,1 @@
+"""Scoring: BSS Eval metrics, inference with trained models, non-learned baselines, oracle masks."""

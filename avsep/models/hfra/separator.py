@@ -1,0 +1,148 @@
+"""Mask-based audio-visual separators built on :class:`UNet7`.
+
+One class covers the fusion strategies of the papers:
+
+* ``late``: the U-Net outputs ``k`` channels a_c; the visual vector v (k values in [0, 1]) gives
+  mask = sigmoid(sum_c v_c s_c a_c + b) with learned per-channel scales s and bias b.
+* ``middle``: a visual vector is tiled at the bottleneck and concatenated; the U-Net outputs 1 channel.
+* ``hierarchical``: both (HFRA eq. 5).
+
+The visual vector comes from frames (``visual.kind = "frames"``: the Sound-of-Pixels ResNet-18 head)
+or from a precomputed embedding (``visual.kind = "embedding"``, e.g. a cached CLIP vector) through
+Linear + sigmoid projections. Each source's mask depends on that source's visual input only: sources
+are folded into the batch dimension, never mixed.
+
+With ``align_dim > 0`` the separator also owns the projection of HFRA's audio representation alignment
+(eq. 6-8): a Linear layer from the mean-pooled U-Net bottleneck (the encoder output, before any visual
+concat) to the dimension of the CLAP embedding it is aligned to (:func:`avsep.losses.alignment.alignment_loss`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from avsep.models.hfra.unet import UNet7, UNetConfig
+from avsep.models.hfra.visual import FrameEncoder
+
+FUSIONS = ("late", "middle", "hierarchical")
+VISUAL_KINDS = ("frames", "embedding")
+
+
+@dataclass(frozen=True)
+class VisualConfig:
+    kind: str = "frames"  # frames | embedding
+    width: int = 64  # ResNet-18 width for kind=frames
+    frame_size: int = 224
+    n_frames: int = 3  # frames max-pooled per source
+    embedding_dim: int = 512  # for kind=embedding
+    weights: str = "random"  # label of the weights the visual encoder started from
+
+
+@dataclass(frozen=True)
+class SeparatorConfig:
+    fusion: str = "late"
+    k: int = 32  # late-fusion channels
+    middle_dim: int = 32  # channels tiled at the bottleneck (middle: 32, hierarchical: 512)
+    align_dim: int = 0  # > 0: a Linear head from the bottleneck to this (CLAP) dimension, for alignment
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    visual: VisualConfig = field(default_factory=VisualConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "SeparatorConfig":
+        d = dict(d)
+        d["unet"] = UNetConfig(**d["unet"])
+        d["visual"] = VisualConfig(**d["visual"])
+        return SeparatorConfig(**d)
+
+
+class AVSeparator(nn.Module):
+    def __init__(self, cfg: SeparatorConfig) -> None:
+        super().__init__()
+        if cfg.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {cfg.fusion!r}; expected one of {FUSIONS}")
+        if cfg.visual.kind not in VISUAL_KINDS:
+            raise ValueError(f"unknown visual kind {cfg.visual.kind!r}; expected one of {VISUAL_KINDS}")
+        self.cfg = cfg
+        late = cfg.fusion in ("late", "hierarchical")
+        middle = cfg.fusion in ("middle", "hierarchical")
+        out_c = cfg.k if late else 1
+        self.unet = UNet7(
+            UNetConfig(
+                ngf=cfg.unet.ngf,
+                out_channels=out_c,
+                num_downs=cfg.unet.num_downs,
+                bottleneck_channels=cfg.middle_dim if middle else 0,
+            )
+        )
+        v = cfg.visual
+        self.frame_encoder: FrameEncoder | None = None
+        if v.kind == "frames":
+            # Sound-of-Pixels head for the late vector; a second head for the bottleneck vector.
+            self.frame_encoder = FrameEncoder(width=v.width, out_dim=cfg.k if late else cfg.middle_dim)
+            self.proj_late = None
+            if middle and late:
+                self.proj_mid: nn.Module | None = nn.Sequential(nn.Linear(cfg.k, cfg.middle_dim), nn.Sigmoid())
+            else:
+                self.proj_mid = None
+        else:
+            self.proj_late = nn.Sequential(nn.Linear(v.embedding_dim, cfg.k), nn.Sigmoid()) if late else None
+            self.proj_mid = (
+                nn.Sequential(nn.Linear(v.embedding_dim, cfg.middle_dim), nn.Sigmoid()) if middle else None
+            )
+        if late:
+            self.scale = nn.Parameter(torch.ones(cfg.k))
+            self.bias = nn.Parameter(torch.zeros(1))
+        # Alignment head: the bottleneck has the innermost encoder width (ngf * 8 for U-Net7).
+        self.align_proj = nn.Linear(self.unet.bottleneck_dim, cfg.align_dim) if cfg.align_dim > 0 else None
+
+    # -- visual -----------------------------------------------------------------------------------
+    def visual_vectors(self, visual: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Visual input of B items -> (late vector (B, k) or None, middle vector (B, m) or None)."""
+        late = self.cfg.fusion in ("late", "hierarchical")
+        middle = self.cfg.fusion in ("middle", "hierarchical")
+        if self.frame_encoder is not None:
+            v = self.frame_encoder(visual)
+            if late and middle:
+                assert self.proj_mid is not None
+                return v, self.proj_mid(v)
+            return (v, None) if late else (None, v)
+        vl = self.proj_late(visual) if self.proj_late is not None else None
+        vm = self.proj_mid(visual) if self.proj_mid is not None else None
+        return vl, vm
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(self, log_mag: torch.Tensor, visual: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mask logits for each source.
+
+        ``log_mag``: (B, 1, F, T) warped log magnitude of the mixture. ``visual``: (B, N, ...) per-source
+        visual input (frames (B, N, K, 3, H, W) or embeddings (B, N, D)). Returns ``logits`` (B, N, F, T)
+        and ``bottleneck`` (B, C) — the mean-pooled bottleneck of the mixture, before any visual concat.
+        """
+        b, n = visual.shape[:2]
+        vl, vm = self.visual_vectors(visual.flatten(0, 1))  # (B*N, ...)
+        if vm is not None:
+            # The U-Net must run once per source: its decoder depends on that source's vector.
+            rep = log_mag.repeat_interleave(n, dim=0)
+            feats, bott = self.unet(rep, vm)
+            bott = bott.view(b, n, *bott.shape[1:])[:, 0]
+        else:
+            feats, bott = self.unet(log_mag)
+            feats = feats.repeat_interleave(n, dim=0)
+        if vl is not None:
+            logits = torch.einsum("bchw,bc->bhw", feats, vl * self.scale) + self.bias
+        else:
+            logits = feats[:, 0]
+        return {
+            "logits": logits.view(b, n, *logits.shape[-2:]),
+            "bottleneck": bott.mean(dim=(-2, -1)),
+        }
+
+    def aligned(self, bottleneck: torch.Tensor) -> torch.Tensor:
+        """The bottleneck in the alignment space (the identity when the dimensions already agree)."""
+        return self.align_proj(bottleneck) if self.align_proj is not None else bottleneck

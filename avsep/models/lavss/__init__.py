@@ -1,0 +1,1 @@
+"""LAVSS: the location-guided binaural separator and its blocks."""

@@ -1,0 +1,1 @@
+"""Paper numbers, tables, figures, representation analyses and DVC metrics."""
