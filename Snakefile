@@ -15,9 +15,12 @@ configfile: "params.yaml"
 report: "report/workflow.rst"
 
 from avsep.config.params import validate as check_params
+from avsep.config.sources import apply_command_line, origin
 
-# The schema and the cross-references, with messages naming the key (params.yaml: ... models.x.align_lambda).
-check_params(config)
+# --config values typed as params.yaml's (Snakemake leaves nested ones strings); then the schema and the
+# cross-references, with messages naming the key and where its value came from (params.yaml, --config, ...).
+apply_command_line(config, workflow.config_settings.config)
+check_params(config, origin(workflow.config_settings.config, workflow.configfiles))
 validate(config, "avsep/config/params.schema.yaml")
 
 

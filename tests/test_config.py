@@ -69,3 +69,45 @@ def test_snakemake_stops_before_any_job_naming_the_key(tmp_path, mutate, needles
     for n in needles:
         assert n in out
     assert not (tmp_path / "data").exists()
+
+
+def test_command_line_values_are_typed_like_params_yaml_and_errors_name_their_source(tmp_path):
+    from avsep.config.params import validate
+    from avsep.config.sources import apply_command_line, origin, typed
+
+    # What Snakemake hands over for --config audio="{'hop': 512, 'fps': 8.0}" train="{'lr_milestones': [1]}".
+    cli = {"audio": {"hop": "512", "fps": "8.0"}, "train": {"lr_milestones": ["1"]}, "clip": {"pretrained": "random"}}
+    assert typed(cli) == {"audio": {"hop": 512, "fps": 8.0}, "train": {"lr_milestones": [1]}, "clip": {"pretrained": "random"}}
+    raw = default_params()
+    apply_command_line(raw, cli)
+    assert raw["audio"]["hop"] == 512 and raw["audio"]["n_fft"] == 1022  # merged, not replaced
+    cfile = tmp_path / "real.yaml"
+    cfile.write_text("train:\n  steps: 0\n")
+    name = origin({"audio": {"hop": "x"}}, [str(ROOT / "params.yaml"), str(cfile)])
+    assert name(["audio", "hop"]) == "--config"
+    assert name(["train", "steps"]) == f"--configfile {cfile}"
+    assert name(["seed"]) == "params.yaml"
+    bad = default_params()
+    apply_command_line(bad, {"audio": {"hop": "x"}})
+    with pytest.raises(ConfigError, match=r"^--config: invalid value for audio\.hop: 'x' is not of type 'integer'"):
+        validate(bad, name)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "audio={'hop': 'x'}"], "--config: invalid value for audio.hop: 'x' is not of type 'integer'"),
+    (["--configfile", "bad.yaml"], "bad.yaml: invalid value for train.steps: 0 is less than the minimum of 1"),
+])
+def test_snakemake_names_where_a_bad_value_came_from(tmp_path, args, message):
+    copy_workflow(tmp_path)
+    write_params(tmp_path, default_params())
+    (tmp_path / "bad.yaml").write_text("train:\n  steps: 0\n")
+    res = snakemake(tmp_path, "-n", "results/table1.csv", *args)
+    assert res.returncode != 0 and message in res.stdout + res.stderr
+    assert any(line.startswith(args[0]) and message in line for line in (res.stdout + res.stderr).splitlines())
+
+
+def test_snakemake_accepts_a_nested_command_line_value(tmp_path):
+    copy_workflow(tmp_path)
+    write_params(tmp_path, default_params())
+    res = snakemake(tmp_path, "-n", "results/table1.csv", "--config", "audio={'hop': 512}")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-2000:]

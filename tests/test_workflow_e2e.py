@@ -1,6 +1,7 @@
 """The whole DAG on a micro config: synth -> extract -> test mixtures -> train -> evaluate -> table1."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -67,3 +68,26 @@ def test_dag_runs_end_to_end_then_has_nothing_to_do(first_run):
     assert "rule separation_table:" in out or "localrule separation_table:" in out
     assert "avsep/reporting/tables.py" in out
     assert "rule train:" not in out and "localrule train:" not in out
+
+
+@pytest.mark.slow
+def test_editing_a_module_reached_only_through_imports_replans_the_job(first_run, tmp_path):
+    """The train rule's script never names avsep/engine/distributed.py: only the import chain train.py ->
+    avsep.stages.train -> avsep.engine.trainer -> avsep.engine.distributed reaches it. Editing it must still
+    make the training job (and what depends on it) out of date, and leave the data jobs alone."""
+    root = tmp_path / "copy"
+    shutil.copytree(first_run[0], root, symlinks=True)  # copy2 keeps the mtimes: nothing to do yet
+    before = snakemake(root, "-n", "results/table1.csv")
+    assert "Nothing to be done" in before.stdout + before.stderr
+    script = (root / "workflow_scripts/train.py").read_text()
+    assert "distributed" not in script and "engine" not in script
+    mod = root / "avsep/engine/distributed.py"
+    mod.write_text(mod.read_text() + "\n# edited\n")
+    out = snakemake(root, "-n", "results/table1.csv")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "rule train:" in text or "localrule train:" in text
+    assert "avsep/engine/distributed.py" in text  # the reason: updated input files
+    assert "rule separation_table:" in text or "localrule separation_table:" in text
+    for upstream in ("synth", "extract", "test_mixtures"):
+        assert f"rule {upstream}:" not in text and f"localrule {upstream}:" not in text

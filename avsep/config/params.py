@@ -8,6 +8,7 @@ table naming an unknown model or dataset) are checked by :func:`check_references
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -37,21 +38,23 @@ def _key_path(path: Any) -> str:
     return ".".join(parts) if parts else "(top level)"
 
 
-def validate(params: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming the key of the first schema violation (best-matching error)."""
+def validate(params: dict[str, Any], origin: Callable[[Sequence[Any]], str] | None = None) -> None:
+    """Raise :class:`ConfigError` naming the key of the first schema violation (best-matching error) and, with
+    ``origin`` (:func:`avsep.config.sources.origin`), where its value came from (``--config``, a config file)."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         err = jsonschema.exceptions.best_match(errors)
         where = _key_path(err.absolute_path)
+        src = origin(list(err.absolute_path)) if origin else "params.yaml"
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             keys = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
-            raise ConfigError(f"params.yaml: unknown key(s) {keys}")
+            raise ConfigError(f"{src}: unknown key(s) {keys}")
         if err.validator == "not" and err.validator_value == {}:  # a key that does not apply (schema `not: {}`)
-            raise ConfigError(f"params.yaml: {where} does not apply here (see its comment in {SCHEMA_PATH.name})")
-        raise ConfigError(f"params.yaml: invalid value for {where}: {err.message}")
+            raise ConfigError(f"{src}: {where} does not apply here (see its comment in {SCHEMA_PATH.name})")
+        raise ConfigError(f"{src}: invalid value for {where}: {err.message}")
     check_references(params)
 
 
