@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(run_oracles(p, root=args.root).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.command == "train":
         clip = [_pair(args.clip)] if args.clip else None
-        train.train_model(p, args.dataset, args.model, args.manifest, args.out, args.mixtures, clip, _pair(args.clap),
+        train.train(p, args.dataset, args.model, args.manifest, args.out, args.mixtures, clip, _pair(args.clap),
                            launch=False)
     return 0
 

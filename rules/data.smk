@@ -20,7 +20,8 @@ rule synth:
     input:
         code=code("synth"),
     output:
-        "data/{dataset}/raw/manifest.parquet",
+        manifest="data/{dataset}/raw/manifest.parquet",
+        boxes="data/{dataset}/raw/boxes.parquet",  # the renderer's ground-truth boxes
     params:
         dataset=lambda w: config["datasets"][w.dataset],
         synth=config["synth"],
@@ -87,7 +88,8 @@ checkpoint download:
         clips="data/{dataset}/clips.parquet",
         code=code("download"),
     output:
-        "data/{dataset}/raw/manifest.parquet",
+        manifest="data/{dataset}/raw/manifest.parquet",
+        boxes="data/{dataset}/raw/boxes.parquet",  # the renderer's ground-truth boxes
     params:
         dataset=lambda w: config["datasets"][w.dataset],
         sample_rate=config["audio"]["sample_rate"],

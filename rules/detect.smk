@@ -14,7 +14,7 @@ DETECT_WEIGHTS = {
 rule train_detector:
     input:
         manifest="data/{dataset}/extract/manifest.parquet",
-        raw="data/{dataset}/raw/manifest.parquet",  # boxes.parquet is written beside it
+        boxes="data/{dataset}/raw/boxes.parquet",
         code=code("train_detector"),
     output:
         weights="models/{dataset}/detector/weights.pt",

@@ -33,8 +33,8 @@ rule table_plots:
             dataset=config["tables"][w.table]["dataset"],
             method=config["tables"][w.table]["methods"],
         ),
-        checkpoints=lambda w: expand(
-            "models/{dataset}/{model}/checkpoint.pt",
+        train_logs=lambda w: expand(
+            "models/{dataset}/{model}/train_log.csv",
             dataset=config["tables"][w.table]["dataset"],
             model=[m for m in config["tables"][w.table]["methods"] if m in config["models"]],
         ),

@@ -4,7 +4,7 @@
 rule separation_table:
     input:
         summaries=table_summaries,
-        code=code("table"),
+        code=code("separation_table"),
     output:
         table=report("results/{table}.csv", caption="../report/separation_table.rst", category="HFRA", labels={"table": "{table}"}),
         vs_paper=report("results/{table}_vs_paper.csv", caption="../report/separation_table.rst", category="HFRA vs paper", labels={"table": "{table}"}),
@@ -20,7 +20,7 @@ rule separation_table:
     conda:
         "../envs/report.yaml"
     script:
-        "../workflow_scripts/table.py"
+        "../workflow_scripts/separation_table.py"
 
 
 rule probe_table:

@@ -7,6 +7,7 @@ rule train:
         code=code("train"),
     output:
         checkpoint="models/{dataset}/{model}/checkpoint.pt",
+        train_log="models/{dataset}/{model}/train_log.csv",
     params:
         model=lambda w: model_params(w.model),
         train=config["train"],

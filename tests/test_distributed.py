@@ -39,7 +39,7 @@ def setup(tmp_path_factory):
 @pytest.mark.slow
 def test_two_gloo_processes_follow_the_single_process_loss_curve(setup, tmp_path):
     root, raw, manifest = setup
-    single = train.train_model(Params(raw), "synth-music", "sop", manifest, tmp_path / "one/checkpoint.pt",
+    single = train.train(Params(raw), "synth-music", "sop", manifest, tmp_path / "one/checkpoint.pt",
                                 root / "train_mixtures.parquet")
     raw2 = {**raw, "train": {**raw["train"], "processes": 2}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw2))

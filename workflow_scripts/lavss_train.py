@@ -5,5 +5,5 @@ from avsep.stages.context import rule_context
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i = snakemake.input  # noqa: F821
     init = i.init if hasattr(i, "init") else None
-    lavss.stage_train(p, snakemake.wildcards.variant, i.manifest, list(i.boxes), snakemake.output.checkpoint,  # noqa: F821
+    lavss.lavss_train(p, snakemake.wildcards.variant, i.manifest, list(i.boxes), snakemake.output.checkpoint,  # noqa: F821
                       init, threads=snakemake.threads)  # noqa: F821

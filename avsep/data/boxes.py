@@ -125,16 +125,14 @@ def box_inputs(kind: str, dataset: str) -> list[str]:
     """The files the boxes of ``dataset`` are read from (Snakemake inputs, in :func:`load_boxes` order)."""
     if kind == "detected":
         return [f"data/{dataset}/detect/objects.parquet", f"data/{dataset}/detect/boxes.parquet"]
-    if kind == "ground_truth":  # the renderer writes boxes.parquet beside its manifest (the rule's output)
-        return [f"data/{dataset}/raw/manifest.parquet"]
+    if kind == "ground_truth":  # the renderer's boxes (an output of rule synth)
+        return [f"data/{dataset}/raw/boxes.parquet"]
     raise ValueError(f"unknown box source {kind!r}; expected one of {BOX_KINDS}")
 
 
 def load_boxes(kind: str, files: Sequence[str | Path], fps: float) -> BoxSource:
     """The boxes of kind ``kind`` from ``files`` (:func:`box_inputs`)."""
     paths = [Path(f) for f in files]
-    if kind == "ground_truth":
-        paths = [paths[0].parent / "boxes.parquet" if paths[0].name == "manifest.parquet" else paths[0]]
     for f in paths:
         if not f.exists():
             raise FileNotFoundError(f"{f}: {kind} boxes are missing (lavss.boxes={kind})")

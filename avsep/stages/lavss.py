@@ -40,7 +40,7 @@ from avsep.reporting.lavss_tables import table1, table2, table3, table4
 # ==========================================================================================================
 
 
-def stage_mixtures(p: Params, manifest: str | Path, box_files: Sequence[str], out: dict[str, str | Path]) -> dict[str, pd.DataFrame]:
+def lavss_mixtures(p: Params, manifest: str | Path, box_files: Sequence[str], out: dict[str, str | Path]) -> dict[str, pd.DataFrame]:
     """The seeded test lists (``different``, ``same_type``) of ``lavss.dataset``."""
     lp = p.lavss
     boxes = load_boxes(lp.boxes, box_files, lp.fps)
@@ -64,7 +64,7 @@ def _sampler(p: Params, lp: LAVSSParams, data: LAVSSData, manifest: str | Path, 
     return LAVSSSampler(clips, p.seed, lp.crop, (float(lo), float(hi)), same_type, lp.same_type_min_dx, where)
 
 
-def stage_pretrain(p: Params, name: str, manifest: str | Path, box_files: Sequence[str], out_ckpt: str | Path,
+def lavss_pretrain(p: Params, name: str, manifest: str | Path, box_files: Sequence[str], out_ckpt: str | Path,
                    threads: int | None = None) -> Path:
     """Monaural pre-training (paper 3.4) of ``lavss.pretrain.models.<name>`` on ``lavss.pretrain_dataset``."""
     lp = p.lavss
@@ -77,7 +77,7 @@ def stage_pretrain(p: Params, name: str, manifest: str | Path, box_files: Sequen
     return _finish(fit(LAVSSTask(arch, cfg, sampler, data), cfg, Path(out_ckpt).parent, meta), out_ckpt)
 
 
-def stage_train(p: Params, variant: str, manifest: str | Path, box_files: Sequence[str], out_ckpt: str | Path,
+def lavss_train(p: Params, variant: str, manifest: str | Path, box_files: Sequence[str], out_ckpt: str | Path,
                 init_ckpt: str | Path | None = None, threads: int | None = None) -> Path:
     """Train one LAVSS-table variant on the binaural ``lavss.dataset`` (from its pre-trained model if any)."""
     lp = p.lavss
@@ -107,7 +107,7 @@ def _weights(lp: LAVSSParams, v: Variant) -> str:
     return f"mono pre-trained on {lp.pretrain_dataset} ({v.pretrain}){star}"
 
 
-def stage_evaluate(p: Params, method: str, kind: str, manifest: str | Path, box_files: Sequence[str],
+def lavss_evaluate(p: Params, method: str, kind: str, manifest: str | Path, box_files: Sequence[str],
                    mixtures: str | Path, ckpt: str | Path | None, out_parquet: str | Path, out_json: str | Path) -> dict:
     """Score ``method`` (a ``lavss.models`` entry or ``mix_gt``) on a test list, per ear."""
     lp = p.lavss
@@ -133,7 +133,7 @@ def stage_evaluate(p: Params, method: str, kind: str, manifest: str | Path, box_
     return summary
 
 
-def stage_table(p: Params, name: str, summaries: list[str], out_csv: str | Path, out_vs_paper: str | Path,
+def lavss_table(p: Params, name: str, summaries: list[str], out_csv: str | Path, out_vs_paper: str | Path,
                 per_mixture: list[str] | None = None, same_type: list[str] | None = None) -> pd.DataFrame:
     """Write ``results/<name>.csv`` and ``<name>_vs_paper.csv`` (name: lavss_table1 .. lavss_table4)."""
     lp = p.lavss
@@ -160,7 +160,7 @@ def stage_table(p: Params, name: str, summaries: list[str], out_csv: str | Path,
 # ==========================================================================================================
 
 
-def stage_figure(p: Params, kind: str, manifest: str | Path, box_files: Sequence[str], mixtures: str | Path,
+def lavss_figure(p: Params, kind: str, manifest: str | Path, box_files: Sequence[str], mixtures: str | Path,
                  methods: list[str], ckpts: list[str | None], out_png: str | Path) -> None:
     """Spectrograms of the first mixture of a test list: per (source, ear) the mixture, the truth and each estimate."""
     import matplotlib

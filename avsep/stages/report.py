@@ -11,22 +11,18 @@ from avsep.config.params import Params
 from avsep.core.io import read_manifest, write_csv
 from avsep.data.store import ClipStore
 from avsep.engine import checkpoint
-from avsep.reporting.tables import (
-    separation_table,
-    separation_vs_paper,
-    values_vs_paper,
-)
+from avsep.reporting import tables
 from avsep.stages.train import _visual_inputs, embedding_weights_label
 
 
-def table(p: Params, name: str, summaries: list[str], out_csv: str | Path, out_vs_paper: str | Path | None = None) -> pd.DataFrame:
+def separation_table(p: Params, name: str, summaries: list[str], out_csv: str | Path, out_vs_paper: str | Path | None = None) -> pd.DataFrame:
     """Write a separation table (HFRA Table 1 layout) from evaluation summaries, and the paper beside it."""
     t = p.tables[name]
     labels = [p.method_label(m) for m in t["methods"]]
-    df = separation_table([Path(s) for s in summaries], labels)
+    df = tables.separation_table([Path(s) for s in summaries], labels)
     write_csv(df, out_csv)
     if out_vs_paper is not None:
-        write_csv(separation_vs_paper(df, list(t["methods"]), name), out_vs_paper)
+        write_csv(tables.separation_vs_paper(df, list(t["methods"]), name), out_vs_paper)
     return df
 
 
@@ -82,7 +78,7 @@ def probe_table(
     keys.append("clap")
     df = pd.DataFrame(rows)
     write_csv(df, out_csv)
-    write_csv(values_vs_paper(df, keys, "accuracy", PROBE, name), out_vs_paper)
+    write_csv(tables.values_vs_paper(df, keys, "accuracy", PROBE, name), out_vs_paper)
     print(f"{name}: " + ", ".join(f"{r['method']} {r['accuracy']:.1f}%" for r in rows), flush=True)
     return df
 
@@ -110,7 +106,7 @@ def gap_table(
                      "dataset": t["dataset"], "weights": embedding_weights_label(clip_cache[0])})
     df = pd.DataFrame(rows)
     write_csv(df, out_csv)
-    write_csv(values_vs_paper(df, list(t["methods"]), "modality_gap", GAP, name), out_vs_paper)
+    write_csv(tables.values_vs_paper(df, list(t["methods"]), "modality_gap", GAP, name), out_vs_paper)
     print(f"{name}: " + ", ".join(f"{r['method']} {r['modality_gap']:.3f}" for r in rows), flush=True)
     return df
 

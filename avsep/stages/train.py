@@ -56,7 +56,7 @@ def _cache_meta(npy: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def train_model(
+def train(
     p: Params, dataset: str, model: str, manifest: str | Path, out_ckpt: str | Path,
     train_mixtures: str | Path, clip_caches: list[tuple[str, str]] | None = None,
     clap_cache: tuple[str, str] | None = None, launch: bool = True,
