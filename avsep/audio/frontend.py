@@ -71,6 +71,22 @@ def istft(spec: torch.Tensor, cfg: FrontendConfig, length: int | None = None) ->
     return wave.reshape(*shape, wave.shape[-1])
 
 
+def masked_istft(mask: torch.Tensor, spec: torch.Tensor, cfg: FrontendConfig, length: int | None = None,
+                 threshold: float | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Waveforms of linear-frequency masks applied to a mixture STFT, with the mixture phase: ISTFT(M x X).
+
+    ``mask`` and ``spec`` broadcast (e.g. ``(B, N, E, F, T)`` masks and a ``(B, 1, E, F, T)`` mixture). With
+    ``threshold`` the mask is binarised first (``M > threshold``); ``dtype`` casts the masked spectrogram
+    (the baselines multiply in float64 and invert in complex64). Every separator's estimates go through here.
+    """
+    if threshold is not None:
+        mask = (mask > threshold).to(mask.dtype)
+    masked = mask * spec
+    if dtype is not None:
+        masked = masked.to(dtype)
+    return istft(masked, cfg, length=length)
+
+
 def warp_positions(n_linear: int, n_warp: int) -> torch.Tensor:
     """Linear-bin position read by each warped row: (H-1)(21^(i/(W-1)) - 1)/20."""
     i = torch.arange(n_warp, dtype=torch.float64)

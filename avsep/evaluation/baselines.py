@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from avsep.audio.frontend import FrontendConfig, istft, stft
+from avsep.audio.frontend import FrontendConfig, masked_istft, stft
 from avsep.audio.waveform import as_waveform
 from avsep.evaluation.metrics import evaluate_mixture
 
@@ -63,8 +63,8 @@ def _mixture_stft(x: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
 
 def _masked_istft(masks: np.ndarray, spec: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
     """Waveforms (n_masks, L) from masks (n_masks, F, T) applied to the mixture STFT ``spec``."""
-    masked = torch.from_numpy((masks * spec[None]).astype(np.complex64))
-    return istft(masked, cfg, length=cfg.clip_samples).numpy().astype(np.float64)
+    est = masked_istft(torch.from_numpy(masks), torch.from_numpy(spec[None]), cfg, cfg.clip_samples, dtype=torch.complex64)
+    return est.numpy().astype(np.float64)
 
 
 # --------------------------------------------------------------------------- NMF

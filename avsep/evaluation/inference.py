@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from avsep.audio.frontend import FrontendConfig, istft, unwarp
+from avsep.audio.frontend import FrontendConfig, masked_istft, unwarp
 from avsep.audio.mixing import spectral_batch
 from avsep.models.hfra.separator import AVSeparator
 
@@ -34,14 +34,8 @@ def predict(
     batch = spectral_batch(dummy, mixture, cfg)
     probs = torch.sigmoid(model(batch.log_mag, visual)["logits"])  # (B, N, W, T)
     lin = unwarp(probs, cfg)  # (B, N, F, T)
-    if threshold is not None:
-        lin = (lin > threshold).float()
-    est = torch.stack([_masked_istft(lin[:, j], batch.mix_spec, cfg) for j in range(n)], dim=1)
+    est = torch.stack([masked_istft(lin[:, j], batch.mix_spec, cfg, cfg.clip_samples, threshold) for j in range(n)], dim=1)
     return est, probs
-
-
-def _masked_istft(mask_lin: torch.Tensor, mix_spec: torch.Tensor, cfg: FrontendConfig) -> torch.Tensor:
-    return istft(mask_lin * mix_spec, cfg, length=cfg.clip_samples)
 
 
 def separate(

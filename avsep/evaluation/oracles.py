@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from avsep.audio.binaural import phase_difference
-from avsep.audio.frontend import FrontendConfig, istft, stft
+from avsep.audio.frontend import FrontendConfig, masked_istft, stft
 from avsep.config.params import Params
 from avsep.data.binaural_batches import LAVSSData, lavss_data
 from avsep.data.boxes import box_inputs
@@ -88,7 +88,7 @@ def score_oracles(batch_sources: torch.Tensor, batch_mixture: torch.Tensor, posi
     for j in range(batch_mixture.shape[0]):
         masks = oracle_masks(mix_spec[j], src_spec[j], positions[j], frontend.sample_rate)
         for name, m in masks.items():
-            est = istft(m * mix_spec[j].unsqueeze(0), frontend, length=batch_sources.shape[-1])
+            est = masked_istft(m, mix_spec[j].unsqueeze(0), frontend, length=batch_sources.shape[-1])
             res = [evaluate_mixture(batch_sources[j, :, k].double().numpy(), est[:, k].double().numpy())
                    for k in range(2)]
             ok = all(r is not None for r in res)

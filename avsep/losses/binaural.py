@@ -7,7 +7,7 @@ import math
 import torch
 
 from avsep.audio.binaural import audio_features
-from avsep.audio.frontend import FrontendConfig, istft, stft, unwarp, warp
+from avsep.audio.frontend import FrontendConfig, masked_istft, stft, unwarp, warp
 from avsep.data.binaural_batches import Batch
 from avsep.models.lavss.network import LAVSSNet
 
@@ -121,9 +121,7 @@ def masked_waves(masks_warped: torch.Tensor, spec: torch.Tensor, frontend: Front
     """Waveforms ``(B, N, E, L)`` = ISTFT(unwarp(mask) x mixture STFT), with the mixture phase."""
     b, n, e, w, t = masks_warped.shape
     lin = unwarp(masks_warped.reshape(b * n * e, 1, w, t), frontend).view(b, n, e, -1, t)
-    if threshold is not None:
-        lin = (lin > threshold).to(lin.dtype)
-    return istft(lin * spec.unsqueeze(1), frontend, length=frontend.clip_samples)
+    return masked_istft(lin, spec.unsqueeze(1), frontend, frontend.clip_samples, threshold)
 
 
 def gt_masks(src_mags: torch.Tensor) -> torch.Tensor:
