@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from avsep.core.io import STATUS_FAILED, STATUS_OK, write_parquet
+from avsep.core.weights import weights_label
 from avsep.data.boxes import box_iou
 from avsep.detection.dataset import make_yolo_dataset, match_boxes
 from avsep.detection.labels import OIV7_GENERIC, class_labels, oiv7_class
@@ -25,7 +26,6 @@ from avsep.detection.yolo import (
     DetectTrainConfig,
     load_yolo,
     ultralytics_env,
-    weights_label,
 )
 
 SIZE = 64

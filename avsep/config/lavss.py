@@ -6,7 +6,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from avsep.audio.frontend import FrontendConfig
-from avsep.config.params import ConfigError, Params, check_milestones, train_config
+from avsep.config.params import (
+    ConfigError,
+    Params,
+    check_milestones,
+    check_sides,
+    train_config,
+)
 from avsep.data.mixtures import Crop
 from avsep.engine.trainer import TrainConfig
 from avsep.models.lavss.network import LAVSSConfig
@@ -121,16 +127,6 @@ def _arch(defaults: dict[str, Any], entry: dict[str, Any], where: str) -> LAVSSC
         raise ConfigError(f"params.yaml: {where}: {e}") from None
 
 
-def _check_sizes(arch: LAVSSConfig, fe: FrontendConfig, where: str) -> None:
-    """The spectrogram (``warp_bins`` x frames) must halve ``num_downs`` times."""
-    step = 2**arch.num_downs
-    if fe.warp_bins % step or fe.n_frames % step:
-        raise ConfigError(
-            f"params.yaml: {where}: a U-Net of num_downs={arch.num_downs} needs spectrogram sides that are multiples of "
-            f"{step}, but lavss.audio gives {fe.warp_bins} rows x {fe.n_frames} frames (clip_samples // hop + 1)"
-        )
-
-
 def lavss_params(p: Params) -> LAVSSParams:
     """Parse and cross-check ``params.yaml: lavss`` (the schema has checked the types)."""
     raw = p.raw.get("lavss")
@@ -141,13 +137,13 @@ def lavss_params(p: Params) -> LAVSSParams:
     pre = {name: _arch(defaults, {**e, "position": False, "ipd": False}, f"lavss.pretrain.models.{name}")
            for name, e in raw["pretrain"]["models"].items()}  # mono: no IPD, no position
     for name, arch in pre.items():
-        _check_sizes(arch, replace(p.frontend, **raw.get("audio", {})), f"lavss.pretrain.models.{name}")
+        check_sides({**p.raw["audio"], **raw.get("audio", {})}, arch.num_downs, f"lavss.pretrain.models.{name}", "lavss.audio")
     variants = {}
     for name, e in raw["models"].items():
         arch = _arch(defaults, e, f"lavss.models.{name}")
         variants[name] = Variant(name=name, label=e["label"], arch=arch, pretrain=e.get("pretrain"),
                                  finetune=bool(e.get("finetune", True)))
-        _check_sizes(arch, replace(p.frontend, **raw.get("audio", {})), f"lavss.models.{name}")
+        check_sides({**p.raw["audio"], **raw.get("audio", {})}, arch.num_downs, f"lavss.models.{name}", "lavss.audio")
         if not variants[name].finetune and arch != pre[e["pretrain"]]:
             raise ConfigError(f"params.yaml: lavss.models.{name} is a `*` row (the pre-trained model as is) but its "
                               f"architecture differs from lavss.pretrain.models.{e['pretrain']}")

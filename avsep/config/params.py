@@ -69,6 +69,17 @@ def method_labels(params: dict[str, Any], methods: list[str]) -> list[str]:
     return [entries[m]["label"] for m in methods]
 
 
+def check_sides(audio: dict[str, Any], num_downs: int, where: str, section: str = "audio") -> None:
+    """The spectrogram sides (``warp_bins`` rows, ``clip_samples // hop + 1`` frames) of an ``audio`` section
+    must halve ``num_downs`` times in a U-Net (HFRA's and LAVSS's)."""
+    sides = {f"{section}.warp_bins": audio["warp_bins"],
+             f"{section}.clip_samples // {section}.hop + 1": audio["clip_samples"] // audio["hop"] + 1}
+    for key, side in sides.items():
+        if side % 2**num_downs:
+            raise ConfigError(f"params.yaml: {where}: {key} = {side} is not a multiple of 2^num_downs = {2**num_downs} "
+                              "(the U-Net halves the spectrogram num_downs times)")
+
+
 def check_milestones(t: dict[str, Any], where: str) -> None:
     """The lr milestones of a training section fall inside its steps."""
     for s in t.get("lr_milestones", []):
@@ -123,13 +134,8 @@ def check_references(params: dict[str, Any]) -> None:
     if lo > hi:
         raise ConfigError("params.yaml: mixing.gain_range must be [low, high] with low <= high")
     a = params["audio"]
-    sides = {"audio.warp_bins": a["warp_bins"], "audio.clip_samples // audio.hop + 1": a["clip_samples"] // a["hop"] + 1}
     for name, v in params["models"].items():
-        nd = v.get("num_downs", params["model_defaults"].get("num_downs", 7))
-        for key, side in sides.items():
-            if side % 2**nd:
-                raise ConfigError(f"params.yaml: models.{name}: {key} = {side} is not a multiple of 2^num_downs = {2**nd} "
-                                  "(the U-Net halves the spectrogram num_downs times)")
+        check_sides(a, v.get("num_downs", params["model_defaults"].get("num_downs", 7)), f"models.{name}")
     if "clip" in params and params["clip"]["fps"] > params["audio"]["fps"]:
         raise ConfigError(f"params.yaml: clip.fps={params['clip']['fps']} exceeds audio.fps={params['audio']['fps']} (the extracted frame rate)")
 

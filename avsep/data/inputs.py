@@ -14,14 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 
+from avsep.core.weights import weights_label
 from avsep.data.mixtures import MixSpec
 from avsep.data.store import ClipStore, load_frames
+from avsep.encoders.cache import cache_weights_label
+
+if TYPE_CHECKING:
+    from avsep.config.params import ModelVariant
 
 
 class VisualInputs(Protocol):
@@ -146,3 +151,21 @@ class TableSampler:
 
     def keys(self, step: int, batch_size: int, rank_offset: int = 0) -> list[str]:
         return [self._keys[i] for i in self._rows(step, batch_size, rank_offset)]
+
+
+def visual_weights_label(spec: str) -> str:
+    """The label of a visual net's weights (``model_defaults.visual_weights``): ``random-init`` or a file's."""
+    if spec != "random" and not Path(spec).exists():
+        raise FileNotFoundError(f"visual weights file {spec} (model_defaults.visual_weights) does not exist")
+    return weights_label(spec)
+
+
+def visual_inputs(
+    v: ModelVariant, store: ClipStore, clip_caches: list[tuple[str, str]] | None
+) -> tuple[VisualInputs, str]:
+    """The visual input of a variant and the label of the weights it comes from."""
+    if v.uses_embeddings:
+        if not clip_caches:
+            raise ValueError(f"model {v.name} uses CLIP embeddings but no CLIP cache was given")
+        return EmbeddingInputs(clip_caches), cache_weights_label(clip_caches[0][0])
+    return FrameInputs(store, v.separator.visual.frame_size), visual_weights_label(v.separator.visual.weights)

@@ -8,7 +8,6 @@ model) and ``plots=False``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -141,11 +140,3 @@ def load_yolo(spec: str | Path, config_dir: str | Path | None = None) -> Any:
     from ultralytics import YOLO
 
     return YOLO(str(spec), task="detect")
-
-
-def weights_label(spec: str | Path) -> str:
-    """``<file name> sha256:<12 hex>`` for a weights file, the tag itself otherwise (downloaded on use)."""
-    path = Path(spec)
-    if path.is_file():
-        return f"{path.name} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
-    return str(spec)

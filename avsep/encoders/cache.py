@@ -20,6 +20,7 @@ weights label in a ``weights`` column as well.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,16 @@ def build_clap_caches(
     write_cache(np.concatenate(clip_emb), clip_table, _clap_meta(encoder, sample_rate, clip_samples, "clip centre crops"),
                 out["clips_npy"], out["clips_idx"])
     return mix_idx, clip_table
+
+
+def cache_weights_label(npy: str | Path) -> str:
+    """``CLIP <weights>`` from the metadata JSON written beside an embedding cache."""
+    meta = cache_meta(npy)
+    return f"{meta.get('encoder', 'CLIP')} {meta.get('weights', 'unknown')}"
+
+
+def cache_meta(npy: str | Path) -> dict:
+    path = Path(npy).with_suffix(".json")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: metadata of the embedding cache {npy} is missing")
+    return json.loads(path.read_text())

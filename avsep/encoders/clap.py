@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from scipy.signal import resample_poly
 
-from avsep.encoders import sha256_files
+from avsep.core.weights import sha256_files
 
 CLAP_RATE = 48000
 EMBED_DIM = 512

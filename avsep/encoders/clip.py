@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from avsep.encoders import file_label
+from avsep.core.weights import file_label
 
 MODEL_NAME = "ViT-B-32"
 EMBED_DIM = 512

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from avsep.core.io import status_counts, write_csv, write_json, write_parquet
+from avsep.core.weights import weights_label
 from avsep.detection import train
 from avsep.detection.dataset import make_yolo_dataset
 from avsep.detection.objects import clip_status, detect_dataset
 from avsep.detection.train import REPORT_COLUMNS, evaluate_detector
-from avsep.detection.yolo import DetectConfig, load_yolo, weights_label
+from avsep.detection.yolo import DetectConfig, load_yolo
 
 if TYPE_CHECKING:
     from avsep.config.params import Params

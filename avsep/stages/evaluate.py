@@ -9,10 +9,10 @@ import pandas as pd
 
 from avsep.config.params import Params
 from avsep.core.io import write_json, write_parquet
+from avsep.data.inputs import visual_inputs
 from avsep.data.store import ClipStore
 from avsep.engine import checkpoint
 from avsep.evaluation.evaluate import EvalConfig, evaluate_model, summarize
-from avsep.stages.train import _visual_inputs
 
 
 def evaluate(
@@ -28,7 +28,7 @@ def evaluate(
         num_sources=int(p.mixing["num_sources"]),
     )
     table = pd.read_parquet(mixtures)
-    visual, _ = _visual_inputs(p.model(model), store, clip_caches)
+    visual, _ = visual_inputs(p.model(model), store, clip_caches)
     per_mix = evaluate_model(net, store, table, visual, cfg, p.frontend, desc=f"evaluate {model}")
     write_parquet(per_mix, out_parquet)
     summary = {

@@ -9,10 +9,11 @@ import pandas as pd
 
 from avsep.config.params import Params
 from avsep.core.io import read_manifest, write_csv
+from avsep.data.inputs import visual_inputs
 from avsep.data.store import ClipStore
+from avsep.encoders.cache import cache_weights_label
 from avsep.engine import checkpoint
 from avsep.reporting import tables
-from avsep.stages.train import _visual_inputs, embedding_weights_label
 
 
 def separation_table(p: Params, name: str, summaries: list[str], out_csv: str | Path, out_vs_paper: str | Path | None = None) -> pd.DataFrame:
@@ -74,7 +75,7 @@ def probe_table(
                        te["label"].to_numpy(), seed=p.seed)
     rows.append({"method": "Frozen CLAP", "representation": "CLAP embedding", "alignment": False, "accuracy": 100.0 * acc,
                  "n_train": len(tr), "n_test": len(te), "dataset": t["dataset"],
-                 "weights": embedding_weights_label(clap_cache[0])})
+                 "weights": cache_weights_label(clap_cache[0])})
     keys.append("clap")
     df = pd.DataFrame(rows)
     write_csv(df, out_csv)
@@ -103,7 +104,7 @@ def gap_table(
         v = p.model(model)
         rows.append({"method": v.label, "alignment": v.aligned, "modality_gap": modality_gap(x, y), "n_pairs": len(te),
                      "audio_space": f"U-Net bottleneck ({x.shape[1]}-d)", "visual_space": f"CLIP image embedding ({y.shape[1]}-d)",
-                     "dataset": t["dataset"], "weights": embedding_weights_label(clip_cache[0])})
+                     "dataset": t["dataset"], "weights": cache_weights_label(clip_cache[0])})
     df = pd.DataFrame(rows)
     write_csv(df, out_csv)
     write_csv(tables.values_vs_paper(df, list(t["methods"]), "modality_gap", GAP, name), out_vs_paper)
@@ -166,7 +167,7 @@ def figure3(
     weights = set()
     for name, ckpt in zip(f["methods"], ckpts):
         net, meta = checkpoint.load_separator(ckpt)
-        vis, _ = _visual_inputs(p.model(name), store, clip_caches)
+        vis, _ = visual_inputs(p.model(name), store, clip_caches)
         models[p.model(name).label] = (net, vis)
         weights.add(meta["visual_weights"])
     table = pd.read_parquet(mixtures).head(int(f["mixtures"]))

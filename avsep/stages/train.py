@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from avsep.config.params import ModelVariant, Params
+from avsep.config.params import Params
 from avsep.data.inputs import (
     ClapTargets,
-    EmbeddingInputs,
-    FrameInputs,
     TableSampler,
-    VisualInputs,
+    visual_inputs,
 )
 from avsep.data.store import ClipStore
+from avsep.encoders.cache import cache_weights_label
 from avsep.engine.hfra import HFRATask, TrainData
 from avsep.engine.trainer import fit
-
-
-def weights_label(spec: str) -> str:
-    """``random-init`` or ``<file name> sha256:<12 hex>`` for a weights file."""
-    if spec == "random":
-        return "random-init"
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(f"visual weights file {path} (model_defaults.visual_weights) does not exist")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return f"{path.name} sha256:{digest}"
-
-
-def _visual_inputs(
-    v: ModelVariant, store: ClipStore, clip_caches: list[tuple[str, str]] | None
-) -> tuple[VisualInputs, str]:
-    """The visual input of a variant and the label of the weights it comes from."""
-    if v.uses_embeddings:
-        if not clip_caches:
-            raise ValueError(f"model {v.name} uses CLIP embeddings but no CLIP cache was given")
-        return EmbeddingInputs(clip_caches), embedding_weights_label(clip_caches[0][0])
-    return FrameInputs(store, v.separator.visual.frame_size), weights_label(v.separator.visual.weights)
-
-
-def embedding_weights_label(npy: str | Path) -> str:
-    """``CLIP <weights>`` from the metadata JSON written beside an embedding cache."""
-    meta = _cache_meta(npy)
-    return f"{meta.get('encoder', 'CLIP')} {meta.get('weights', 'unknown')}"
-
-
-def _cache_meta(npy: str | Path) -> dict:
-    path = Path(npy).with_suffix(".json")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: metadata of the embedding cache {npy} is missing")
-    return json.loads(path.read_text())
 
 
 def train(
@@ -72,14 +34,14 @@ def train(
     d = p.dataset(dataset)
     store = ClipStore(manifest, p.frontend.sample_rate, d.channels)
     sampler = TableSampler(pd.read_parquet(train_mixtures), int(p.mixing["num_sources"]), where=str(train_mixtures))
-    visual, visual_label = _visual_inputs(v, store, clip_caches)
+    visual, visual_label = visual_inputs(v, store, clip_caches)
     clap = None
     meta = {"model": model, "label": v.label, "dataset": dataset, "visual_weights": visual_label, "align_lambda": v.align_lambda}
     if v.aligned:
         if clap_cache is None:
             raise ValueError(f"model {model} has align_lambda={v.align_lambda} but no CLAP cache was given")
         clap = ClapTargets(*clap_cache)
-        meta["clap_weights"] = embedding_weights_label(clap_cache[0])
+        meta["clap_weights"] = cache_weights_label(clap_cache[0])
     data = TrainData(store=store, sampler=sampler, visual=visual, frontend=p.frontend, clap=clap)
     out = Path(out_ckpt)
     final = fit(HFRATask(v.separator, data, v.align_lambda), p.train, out.parent, meta)

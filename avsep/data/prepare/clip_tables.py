@@ -17,19 +17,19 @@ from typing import Any
 import pandas as pd
 
 from avsep.data.prepare.metadata import (
-    _assign_music_split,
-    _csv_rows,
-    _frame,
-    _load_json,
-    _music_videos,
-    _vggsound_row,
+    assign_music_split,
+    csv_rows,
+    load_json,
+    music_videos,
+    rows_frame,
+    vggsound_row,
 )
 from avsep.data.prepare.metadata_checks import (
     CLIP_ID,
     YOUTUBE_ID,
     MetadataError,
-    _drop_duplicates,
     check_label,
+    drop_duplicates,
     is_clip_id,
     is_youtube_id,
     label_problem,
@@ -84,19 +84,19 @@ def music_clip_table(
     files = [Path(p) for p in paths]
     rows = [row for path in files for row in _music_file_rows(path)]
     # one row per id: accepted entries first (a valid copy wins over a rejected one), then file order
-    kept = _drop_duplicates(sorted(rows, key=lambda r: r["status"] != "ok"), Path(", ".join(map(str, files))))
+    kept = drop_duplicates(sorted(rows, key=lambda r: r["status"] != "ok"), Path(", ".join(map(str, files))))
     ok = [r for r in kept if r["status"] == "ok"]
-    _assign_music_split([r for r in ok if r["kind"] == "solo"], split_seed, float(test_fraction))
+    assign_music_split([r for r in ok if r["kind"] == "solo"], split_seed, float(test_fraction))
     for r in ok:
         if r["kind"] == "duet":
             r["split"] = "train"
     bad = [r for r in kept if r["status"] != "ok"]
     columns = (*CLIP_TABLE_COLUMNS, "youtube_id", "kind", "source_file")
-    return _frame(ok + bad, columns).sort_values("id", kind="stable").reset_index(drop=True)
+    return rows_frame(ok + bad, columns).sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def _music_file_rows(path: Path) -> list[dict[str, Any]]:
-    videos = _music_videos(_load_json(path), path)
+    videos = music_videos(load_json(path), path)
     rows: list[dict[str, Any]] = []
     for raw_label in sorted(videos):
         where = f"videos[{raw_label!r}]"
@@ -144,10 +144,10 @@ def vggsound_clip_table(path: str | Path, clip_seconds: float = 10.0) -> pd.Data
     path = Path(path)
     rows: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
-    for line, fields in _csv_rows(path):
+    for line, fields in csv_rows(path):
         where = f"line {line}"
         try:
-            row = _vggsound_row(fields, path, where, clip_seconds, "raise")
+            row = vggsound_row(fields, path, where, clip_seconds, "raise")
         except MetadataError as e:
             if len(fields) != 4:
                 reason = REASON_MALFORMED_ENTRY
@@ -160,9 +160,9 @@ def vggsound_clip_table(path: str | Path, clip_seconds: float = 10.0) -> pd.Data
             bad.append(_rejected(f"{path.name}:{where}", reason, str(e), youtube_id="", start=None, end=None))
             continue
         rows.append(_accepted(**row))
-    rows = _drop_duplicates(rows, path)
+    rows = drop_duplicates(rows, path)
     columns = (*CLIP_TABLE_COLUMNS, "youtube_id", "start", "end")
-    return _frame(rows + bad, columns).sort_values("id", kind="stable").reset_index(drop=True)
+    return rows_frame(rows + bad, columns).sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def local_clip_table(path: str | Path, base: str | Path | None = None) -> pd.DataFrame:
@@ -212,8 +212,8 @@ def local_clip_table(path: str | Path, base: str | Path | None = None) -> pd.Dat
         rows.append(_accepted(id=rec["id"], label=label, split=rec["split"], path=str(video.resolve())))
     if header is None:
         raise MetadataError(path, "file", "empty (expected the header id,label,split,path)")
-    rows = _drop_duplicates(rows, path)
-    return _frame(rows + bad, (*CLIP_TABLE_COLUMNS, "path")).sort_values("id", kind="stable").reset_index(drop=True)
+    rows = drop_duplicates(rows, path)
+    return rows_frame(rows + bad, (*CLIP_TABLE_COLUMNS, "path")).sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def _csv_rows_raw(path: Path) -> Iterable[tuple[int, list[str]]]:

@@ -108,7 +108,7 @@ def extract_clip(
         _run_ffmpeg_checked(video, _ffmpeg_args(video, tmp_wav, tmp_frames, cfg, audio))
         n_samples = _check_audio(video, tmp_wav, cfg)
         frames = _check_frames(video, tmp_frames)
-    width, height = _image_size(Path(frames_out) / frames[0].name)
+    width, height = image_size(Path(frames_out) / frames[0].name)
     return {
         "n_samples": n_samples,
         "n_frames": len(frames),
@@ -206,7 +206,7 @@ def _check_frames(video: Path, frames_dir: Path) -> list[Path]:
     return frames
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image, read from its header only."""
     with Image.open(path) as im:
         return im.size

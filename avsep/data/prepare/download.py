@@ -51,10 +51,10 @@ from avsep.data.prepare.ytdlp import (
     REASON_OTHER,
     DownloadConfig,
     DownloadFailed,
-    _downloaded_file,
-    _run_ytdlp,
     clean_message,
+    downloaded_file,
     parse_youtube_id,
+    run_ytdlp,
     verify_video,
 )
 
@@ -234,8 +234,8 @@ def _fetch(
     tmp_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{final.stem}.", dir=tmp_root)).resolve()
     try:
-        info, logger = _run_ytdlp(url, tmp, cfg, archive.entries(exclude=ytid), section)
-        got = _downloaded_file(info, tmp, logger)
+        info, logger = run_ytdlp(url, tmp, cfg, archive.entries(exclude=ytid), section)
+        got = downloaded_file(info, tmp, logger)
         if cfg.verify:
             verify_video(got)
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,8 @@ from avsep.core.progress import progress as progress_bar
 from avsep.data.prepare.decode import (
     ExtractConfig,
     ExtractError,
-    _image_size,
     extract_clip,
+    image_size,
 )
 from avsep.data.prepare.readers import list_frames
 
@@ -209,7 +209,7 @@ def _existing_outputs(wav: Path, frames_dir: Path, cfg: ExtractConfig) -> dict[s
         return None
     if info.frames < cfg.min_samples:
         return None
-    width, height = _image_size(frames[0])
+    width, height = image_size(frames[0])
     return {
         "n_samples": int(info.frames),
         "n_frames": len(frames),

@@ -50,10 +50,10 @@ from avsep.core.seeding import rng
 from avsep.data.prepare.metadata_checks import (
     InvalidIds,
     MetadataError,
-    _check_invalid_ids_arg,
-    _check_youtube_id,
-    _drop_duplicates,
+    check_invalid_ids_arg,
     check_label,
+    check_youtube_id,
+    drop_duplicates,
 )
 
 #: Columns every parser's output has.
@@ -66,7 +66,7 @@ FAIRPLAY_SPLITS = ("train", "val", "test")
 _VGG_HEADER = ("youtube_id", "start_seconds", "label", "split")
 
 
-def _frame(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
+def rows_frame(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(columns))
 
 
@@ -101,22 +101,22 @@ def parse_music_json(
         MetadataError: invalid JSON, wrong shape, extra/missing keys, a non-string id, a bad label, or
             (with ``invalid_ids="raise"``) an invalid YouTube id.
     """
-    _check_invalid_ids_arg(invalid_ids)
+    check_invalid_ids_arg(invalid_ids)
     if not 0.0 <= float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), not {test_fraction}")
     path = Path(path)
-    videos = _music_videos(_load_json(path), path)
+    videos = music_videos(load_json(path), path)
     rows: list[dict[str, Any]] = []
     for raw_label in sorted(videos):
         label = check_label(raw_label, path, f"key videos[{raw_label!r}]")
         ids = _music_ids(videos[raw_label], path, raw_label, invalid_ids)
         rows.extend({"id": v, "youtube_id": v, "label": label} for v in ids)
-    rows = _drop_duplicates(rows, path)
-    _assign_music_split(rows, split_seed, float(test_fraction))
-    return _frame(rows, MUSIC_COLUMNS)
+    rows = drop_duplicates(rows, path)
+    assign_music_split(rows, split_seed, float(test_fraction))
+    return rows_frame(rows, MUSIC_COLUMNS)
 
 
-def _load_json(path: Path) -> Any:
+def load_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -127,7 +127,7 @@ def _load_json(path: Path) -> Any:
         raise MetadataError(path, f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}") from None
 
 
-def _music_videos(obj: Any, path: Path) -> dict[str, Any]:
+def music_videos(obj: Any, path: Path) -> dict[str, Any]:
     """The ``videos`` mapping of a MUSIC json, after checking the top-level shape."""
     if not isinstance(obj, dict):
         raise MetadataError(path, "top level", f'expected an object {{"videos": {{...}}}}, got {type(obj).__name__}')
@@ -151,11 +151,11 @@ def _music_ids(value: Any, path: Path, label: str, invalid_ids: InvalidIds) -> l
     """The ids listed under one label, validated; duplicates inside the label are dropped silently."""
     if not isinstance(value, list):
         raise MetadataError(path, f"key videos[{label!r}]", f"expected a list of ids, got {type(value).__name__}")
-    ids = [_check_youtube_id(v, path, f"key videos[{label!r}][{i}]", invalid_ids) for i, v in enumerate(value)]
+    ids = [check_youtube_id(v, path, f"key videos[{label!r}][{i}]", invalid_ids) for i, v in enumerate(value)]
     return sorted(set(ids))
 
 
-def _assign_music_split(rows: list[dict[str, Any]], seed: int, test_fraction: float) -> None:
+def assign_music_split(rows: list[dict[str, Any]], seed: int, test_fraction: float) -> None:
     """Set ``split`` of every row: a seeded, per-label train/test split (in place)."""
     by_label: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -201,15 +201,15 @@ def parse_vggsound_csv(
         MetadataError: a row with the wrong number of fields, a bad start or split, a bad label, or
             (with ``invalid_ids="raise"``) an invalid YouTube id; the message gives the line number.
     """
-    _check_invalid_ids_arg(invalid_ids)
+    check_invalid_ids_arg(invalid_ids)
     if not clip_seconds > 0:
         raise ValueError(f"clip_seconds must be positive, not {clip_seconds}")
     path = Path(path)
-    rows = [_vggsound_row(fields, path, f"line {line}", clip_seconds, invalid_ids) for line, fields in _csv_rows(path)]
-    return _frame(_drop_duplicates(rows, path), VGGSOUND_COLUMNS)
+    rows = [vggsound_row(fields, path, f"line {line}", clip_seconds, invalid_ids) for line, fields in csv_rows(path)]
+    return rows_frame(drop_duplicates(rows, path), VGGSOUND_COLUMNS)
 
 
-def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
+def csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
     """(first line number, stripped fields) of every non-blank CSV row, without an optional header."""
     prev = 0  # physical lines consumed so far (a quoted field may span lines)
     try:
@@ -231,7 +231,7 @@ def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
         raise MetadataError(path, f"line {prev + 1}", f"malformed CSV: {e}") from None
 
 
-def _vggsound_row(
+def vggsound_row(
     fields: list[str], path: Path, where: str, clip_seconds: float, invalid_ids: InvalidIds
 ) -> dict[str, Any]:
     if len(fields) != 4:
@@ -239,7 +239,7 @@ def _vggsound_row(
             path, where, f"expected 4 fields (youtube_id, start_seconds, label, split), got {len(fields)}"
         )
     ytid, start_text, label, split = fields
-    ytid = _check_youtube_id(ytid, path, where, invalid_ids)
+    ytid = check_youtube_id(ytid, path, where, invalid_ids)
     start = _whole_seconds(start_text, path, where)
     label = check_label(label, path, where)
     if split not in VGGSOUND_SPLITS:
@@ -299,7 +299,7 @@ def parse_fairplay_split(h5_path: str | Path, label: str = "fairplay", split: st
         {"id": name[: -len(".wav")], "label": label, "split": split, "fold": fold, "audio_name": name}
         for name in _fairplay_audio_names(path)
     ]
-    return _frame(_drop_duplicates(rows, path), FAIRPLAY_COLUMNS)
+    return rows_frame(drop_duplicates(rows, path), FAIRPLAY_COLUMNS)
 
 
 def _fairplay_audio_names(path: Path) -> list[str]:

@@ -91,7 +91,7 @@ def label_slug(label: str) -> str:
     return slug or "label"
 
 
-def _check_youtube_id(value: object, path: Path, where: str, invalid_ids: InvalidIds) -> str:
+def check_youtube_id(value: object, path: Path, where: str, invalid_ids: InvalidIds) -> str:
     """Return ``value`` as an id; raise for an invalid one unless ``invalid_ids == "keep"``."""
     if not isinstance(value, str):
         raise MetadataError(path, where, f"YouTube id must be a string, not {type(value).__name__}")
@@ -100,12 +100,12 @@ def _check_youtube_id(value: object, path: Path, where: str, invalid_ids: Invali
     return value
 
 
-def _check_invalid_ids_arg(invalid_ids: str) -> None:
+def check_invalid_ids_arg(invalid_ids: str) -> None:
     if invalid_ids not in ("raise", "keep"):
         raise ValueError(f"invalid_ids must be 'raise' or 'keep', not {invalid_ids!r}")
 
 
-def _drop_duplicates(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+def drop_duplicates(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
     """Keep the first row of every id; warn (naming the file and ids) if any were dropped."""
     seen: set[str] = set()
     kept, dropped = [], []

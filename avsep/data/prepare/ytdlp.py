@@ -282,7 +282,7 @@ def _ffmpeg_for_downloaders(location: str) -> Iterator[None]:
             var.reset(token)
 
 
-def _run_ytdlp(
+def run_ytdlp(
     url: str, tmp: Path, cfg: DownloadConfig, archive: set[str], section: tuple[float, float] | None
 ) -> tuple[dict[str, Any], CaptureLogger]:
     """Run a fresh YoutubeDL on ``url``; return its info dict and logger, or raise DownloadFailed."""
@@ -303,7 +303,7 @@ def _run_ytdlp(
     return info, logger
 
 
-def _downloaded_file(info: dict[str, Any], tmp: Path, logger: CaptureLogger) -> Path:
+def downloaded_file(info: dict[str, Any], tmp: Path, logger: CaptureLogger) -> Path:
     """The finished file yt-dlp produced in ``tmp`` (never a ``.part``/fragment file)."""
     for d in info.get("requested_downloads") or []:
         fp = d.get("filepath")
