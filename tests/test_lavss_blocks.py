@@ -12,7 +12,7 @@ from avsep.audio.binaural import audio_features, phase_difference
 from avsep.audio.frontend import FrontendConfig, stft, warp
 from avsep.data.prepare.spatial import spatialize
 from avsep.losses.binaural import lavss_gt_masks, lavss_loss, lavss_loss_terms
-from avsep.models.hfra.unet import UNet7, UNetConfig, count_parameters
+from avsep.models.hfra.unet import UNet, UNetConfig, count_parameters
 from avsep.models.lavss.blocks import (
     CMA,
     AVPFusion,
@@ -185,8 +185,8 @@ def test_vp_block_weighs_both_modalities_whatever_the_scale_of_f_v(attention):
         assert moved.abs().mean() > 0.1 * out.abs().mean()
 
 
-def _audio_feats(ngf: int = 4, size: int = 128) -> tuple[UNet7, list[torch.Tensor]]:
-    unet = UNet7(UNetConfig(ngf=ngf, out_channels=1))
+def _audio_feats(ngf: int = 4, size: int = 128) -> tuple[UNet, list[torch.Tensor]]:
+    unet = UNet(UNetConfig(ngf=ngf, out_channels=1))
     inflate_unet_input(unet, 2)
     skips = unet_encode(unet, torch.randn(2, 2, size, size))
     return unet, skips
@@ -237,7 +237,7 @@ def test_avp_output_follows_the_visual_positional_input():
 
 def test_inflated_unet_ignores_the_new_channel_at_first():
     torch.manual_seed(0)
-    unet = UNet7(UNetConfig(ngf=4, out_channels=1)).eval()
+    unet = UNet(UNetConfig(ngf=4, out_channels=1)).eval()
     x = torch.randn(1, 1, 128, 128)
     with torch.no_grad():
         ref, _ = unet(x)

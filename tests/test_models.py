@@ -2,16 +2,16 @@ import pytest
 import torch
 
 from avsep.models.hfra.separator import AVSeparator, SeparatorConfig, VisualConfig
-from avsep.models.hfra.unet import UNet7, UNetConfig, count_parameters
+from avsep.models.hfra.unet import UNet, UNetConfig, count_parameters
 
 
 def test_unet7_parameter_count_matches_reference():
     # ngf 64 with a 32-channel output: the Sound-of-Pixels / CLIPSep U-Net.
-    assert count_parameters(UNet7(UNetConfig(ngf=64, out_channels=32))) == 30_274_210
+    assert count_parameters(UNet(UNetConfig(ngf=64, out_channels=32))) == 30_274_210
 
 
 def test_unet7_shapes_and_bottleneck():
-    net = UNet7(UNetConfig(ngf=4, out_channels=32))
+    net = UNet(UNetConfig(ngf=4, out_channels=32))
     out, bott = net(torch.randn(2, 1, 256, 256))
     assert out.shape == (2, 32, 256, 256)
     assert bott.shape == (2, 32, 2, 2)

@@ -1,4 +1,4 @@
-"""Mask-based audio-visual separators built on :class:`UNet7`.
+"""Mask-based audio-visual separators built on :class:`UNet`.
 
 One class covers the fusion strategies of the papers:
 
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from avsep.models.hfra.unet import UNet7, UNetConfig
+from avsep.models.hfra.unet import UNet, UNetConfig
 from avsep.models.hfra.visual import FrameEncoder
 
 FUSIONS = ("late", "middle", "hierarchical")
@@ -72,7 +72,7 @@ class AVSeparator(nn.Module):
         late = cfg.fusion in ("late", "hierarchical")
         middle = cfg.fusion in ("middle", "hierarchical")
         out_c = cfg.k if late else 1
-        self.unet = UNet7(
+        self.unet = UNet(
             UNetConfig(
                 ngf=cfg.unet.ngf,
                 out_channels=out_c,

@@ -1,11 +1,11 @@
-"""The spectrogram U-Net of Sound-of-Pixels / CLIPSep / HFRA ("U-Net7").
+"""The spectrogram U-Net of Sound-of-Pixels / CLIPSep / HFRA ("U-Net7" at the papers' depth, ``num_downs`` = 7).
 
 Down path 1 -> ngf -> 2ngf -> 4ngf -> 8ngf -> 8ngf -> 8ngf -> 8ngf (256 px -> 2 px); each down block is
 LeakyReLU(0.2) -> Conv 4x4 stride 2 -> BatchNorm, except the outermost (conv only) and the innermost (no
 BatchNorm). Up blocks are ReLU -> bilinear x2 -> Conv 3x3 -> BatchNorm (outermost: conv with bias, no
 BatchNorm), with skip connections by concatenation. The input log(|X| + 1e-10) first goes through a
 BatchNorm. Optional ``bottleneck_channels`` are concatenated to the innermost features before the
-innermost up-convolution (middle fusion); :meth:`UNet7.forward` also returns the bottleneck features
+innermost up-convolution (middle fusion); :meth:`UNet.forward` also returns the bottleneck features
 (before that concatenation) for representation alignment.
 """
 
@@ -31,11 +31,11 @@ def _channels(cfg: UNetConfig) -> list[int]:
     return chans
 
 
-class UNet7(nn.Module):
+class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig) -> None:
         super().__init__()
         if cfg.num_downs < 2:
-            raise ValueError("UNet7 needs num_downs >= 2")
+            raise ValueError("UNet needs num_downs >= 2")
         self.cfg = cfg
         chans = _channels(cfg)
         self.bn0 = nn.BatchNorm2d(1)

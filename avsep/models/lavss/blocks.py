@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avsep.models.hfra.unet import UNet7
+from avsep.models.hfra.unet import UNet
 from avsep.models.hfra.visual import ResNet18
 
 # ----------------------------------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ class AVPFusion(nn.Module):
     """Multi-scale audio / visual-positional fusion at the U-Net bottleneck (eqs. 5-6).
 
     ``audio_channels``: channels of the U-Net down-layer outputs it reads, shallow to deep (for
-    :class:`UNet7`, ``[8 ngf] * 3``); the last one is the bottleneck, whose shape the output takes.
+    :class:`UNet`, ``[8 ngf] * 3``); the last one is the bottleneck, whose shape the output takes.
     ``forward(audio_feats, f_vp)`` uses the last ``len(audio_channels)`` (3) entries of ``audio_feats``
     (multi-scale) or only the last (``multi_scale=False``).
 
@@ -374,11 +374,11 @@ class AVPFusion(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# U-Net plumbing (UNet7 is used as is; these read its modules)
+# U-Net plumbing (UNet is used as is; these read its modules)
 # ----------------------------------------------------------------------------------------------------------
 
 
-def unet_encode(unet: UNet7, x: torch.Tensor) -> list[torch.Tensor]:
+def unet_encode(unet: UNet, x: torch.Tensor) -> list[torch.Tensor]:
     """Run the down path of ``unet`` on ``x`` (B, C_in, F, T); returns every down output, deepest last."""
     x = unet.bn0(x)
     skips = []
@@ -388,7 +388,7 @@ def unet_encode(unet: UNet7, x: torch.Tensor) -> list[torch.Tensor]:
     return skips
 
 
-def unet_decode(unet: UNet7, skips: Sequence[torch.Tensor], bottleneck: torch.Tensor) -> torch.Tensor:
+def unet_decode(unet: UNet, skips: Sequence[torch.Tensor], bottleneck: torch.Tensor) -> torch.Tensor:
     """Run the up path of ``unet`` from ``bottleneck`` (e.g. ``F_avp``, shaped like ``skips[-1]``).
 
     ``unet`` must have ``bottleneck_channels == 0`` (the fused map replaces the bottleneck, nothing is added).
@@ -406,7 +406,7 @@ def unet_decode(unet: UNet7, skips: Sequence[torch.Tensor], bottleneck: torch.Te
     return x
 
 
-def inflate_unet_input(unet: UNet7, in_channels: int = 2) -> UNet7:
+def inflate_unet_input(unet: UNet, in_channels: int = 2) -> UNet:
     """Give a (mono pre-trained) ``unet`` ``in_channels`` inputs in place, e.g. log magnitude + cos(IPD).
 
     Channel 0 keeps the old BatchNorm statistics/affine and first-conv weights; the new channels get a fresh

@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from avsep.models.hfra.unet import UNet7, UNetConfig
+from avsep.models.hfra.unet import UNet, UNetConfig
 from avsep.models.lavss.blocks import (
     AVPFusion,
     CropEncoder,
@@ -138,10 +138,10 @@ class LAVSSConfig:
         return LAVSSConfig(**{**d, "ipd_features": tuple(d.get("ipd_features", ("cos",)))})
 
 
-def _unet(cfg: LAVSSConfig) -> UNet7:
+def _unet(cfg: LAVSSConfig) -> UNet:
     """A U-Net7 with ``cfg.in_channels`` input channels (freshly initialised input BatchNorm and conv)."""
     out_c = cfg.k if cfg.backbone == "sop" else 1
-    unet = UNet7(UNetConfig(ngf=cfg.ngf, out_channels=out_c, num_downs=cfg.num_downs))
+    unet = UNet(UNetConfig(ngf=cfg.ngf, out_channels=out_c, num_downs=cfg.num_downs))
     if cfg.in_channels != 1:
         old: nn.Conv2d = unet.downs[0][0]
         unet.bn0 = nn.BatchNorm2d(cfg.in_channels)
