@@ -29,14 +29,7 @@ import pytest
 import soundfile as sf
 import yaml
 from snakemake.utils import update_config
-from workflow_helpers import (
-    ROOT,
-    copy_workflow,
-    default_params,
-    micro_params,
-    snakemake,
-    write_params,
-)
+from workflow_helpers import ROOT, copy_workflow, default_params, micro_params, snakemake, write_params
 
 from avsep.config.params import ConfigError, DatasetConfig, Params, validate
 from avsep.core.io import STATUS_FAILED, STATUS_OK

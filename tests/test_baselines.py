@@ -9,14 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avsep.evaluation.baselines import (
-    evaluate_permuted,
-    kmeans,
-    nmf,
-    nmf_mfcc_separate,
-    rpca,
-    rpca_separate,
-)
+from avsep.evaluation.baselines import evaluate_permuted, kmeans, nmf, nmf_mfcc_separate, rpca, rpca_separate
 from avsep.evaluation.metrics import bss_eval_sources
 
 SR = 11025

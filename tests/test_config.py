@@ -1,11 +1,5 @@
 import pytest
-from workflow_helpers import (
-    ROOT,
-    copy_workflow,
-    default_params,
-    snakemake,
-    write_params,
-)
+from workflow_helpers import ROOT, copy_workflow, default_params, snakemake, write_params
 
 from avsep.config.params import ConfigError, Params, load_params
 

@@ -14,19 +14,9 @@ from avsep.core.weights import weights_label
 from avsep.data.boxes import box_iou
 from avsep.detection.dataset import make_yolo_dataset, match_boxes
 from avsep.detection.labels import OIV7_GENERIC, class_labels, oiv7_class
-from avsep.detection.objects import (
-    BOX_COLUMNS,
-    detect_dataset,
-    summarize_clip,
-    top_objects,
-)
+from avsep.detection.objects import BOX_COLUMNS, detect_dataset, summarize_clip, top_objects
 from avsep.detection.train import evaluate_detector, train_detector
-from avsep.detection.yolo import (
-    DetectConfig,
-    DetectTrainConfig,
-    load_yolo,
-    ultralytics_env,
-)
+from avsep.detection.yolo import DetectConfig, DetectTrainConfig, load_yolo, ultralytics_env
 
 SIZE = 64
 EXTRACT_FPS = 8.0

@@ -35,16 +35,8 @@ from avsep.data.prepare.download import (
 )
 from avsep.data.prepare.extract import extract_dataset
 from avsep.data.prepare.media import probe, run_ffmpeg
-from avsep.data.prepare.metadata import (
-    parse_fairplay_split,
-    parse_music_json,
-    parse_vggsound_csv,
-)
-from avsep.data.prepare.metadata_checks import (
-    MetadataError,
-    MetadataWarning,
-    label_slug,
-)
+from avsep.data.prepare.metadata import parse_fairplay_split, parse_music_json, parse_vggsound_csv
+from avsep.data.prepare.metadata_checks import MetadataError, MetadataWarning, label_slug
 from avsep.data.prepare.ytdlp import DownloadConfig, classify_error, parse_youtube_id
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

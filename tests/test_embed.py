@@ -22,13 +22,7 @@ from avsep.config.params import ConfigError, Params
 from avsep.core.io import write_parquet
 from avsep.data.mixtures import Crop, make_train_mixtures, specs_from_train_table
 from avsep.data.store import ClipStore, load_batch
-from avsep.encoders.cache import (
-    build_clap_caches,
-    build_clip_cache,
-    clip_frame_table,
-    distinct_mixtures,
-    mixture_waves,
-)
+from avsep.encoders.cache import build_clap_caches, build_clip_cache, clip_frame_table, distinct_mixtures, mixture_waves
 from avsep.encoders.clap import CLAP_RATE, load_clap, resample
 from avsep.encoders.clip import load_clip
 

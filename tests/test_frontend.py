@@ -3,15 +3,7 @@ import math
 import numpy as np
 import torch
 
-from avsep.audio.frontend import (
-    FrontendConfig,
-    istft,
-    stft,
-    unwarp,
-    unwarp_positions,
-    warp,
-    warp_positions,
-)
+from avsep.audio.frontend import FrontendConfig, istft, stft, unwarp, unwarp_positions, warp, warp_positions
 
 CFG = FrontendConfig()
 

@@ -23,14 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import (
-    ROOT,
-    copy_workflow,
-    default_params,
-    micro_params,
-    snakemake,
-    write_params,
-)
+from workflow_helpers import ROOT, copy_workflow, default_params, micro_params, snakemake, write_params
 
 SCRIPT = ROOT / "scripts/slurm_local.sh"
 PROFILE = ROOT / "profiles/slurm/config.yaml"

@@ -12,20 +12,9 @@ import pandas as pd
 import pytest
 
 from avsep.data.prepare import spatial
-from avsep.data.prepare.instruments import (
-    DATASET_CLASSES,
-    INSTRUMENTS,
-    appearance_key,
-    get_instrument,
-)
+from avsep.data.prepare.instruments import DATASET_CLASSES, INSTRUMENTS, appearance_key, get_instrument
 from avsep.data.prepare.media import ffmpeg_exe, probe
-from avsep.data.prepare.synth import (
-    BOX_COLUMNS,
-    MANIFEST_COLUMNS,
-    SynthConfig,
-    generate_dataset,
-    plan_clips,
-)
+from avsep.data.prepare.synth import BOX_COLUMNS, MANIFEST_COLUMNS, SynthConfig, generate_dataset, plan_clips
 from avsep.data.prepare.synth_audio import render_clip_audio, window_rms
 
 TINY = SynthConfig(

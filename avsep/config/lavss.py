@@ -6,13 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from avsep.audio.frontend import FrontendConfig
-from avsep.config.params import (
-    ConfigError,
-    Params,
-    check_milestones,
-    check_sides,
-    train_config,
-)
+from avsep.config.params import ConfigError, Params, check_milestones, check_sides, train_config
 from avsep.data.mixtures import Crop
 from avsep.engine.trainer import TrainConfig
 from avsep.models.lavss.network import LAVSSConfig
@@ -21,10 +15,6 @@ LOG_EPS = 1e-10
 MIX_GT = "mix_gt"  # the method name of the mixture-as-estimate row
 MIXTURE_KINDS = ("different", "same_type")
 EARS = ("left", "right")
-
-# ==========================================================================================================
-# Configuration (params.yaml `lavss:`)
-# ==========================================================================================================
 
 #: Keys of a variant entry that are not architecture (LAVSSConfig) fields.
 VARIANT_KEYS = ("label", "pretrain", "finetune")

@@ -16,10 +16,6 @@ from avsep.data.boxes import BoxSource, load_boxes
 from avsep.data.mixtures import MixSpec
 from avsep.data.store import ClipStore, load_audio
 
-# ==========================================================================================================
-# Batches
-# ==========================================================================================================
-
 if TYPE_CHECKING:
     from avsep.config.params import Params
 

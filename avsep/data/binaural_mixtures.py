@@ -11,17 +11,7 @@ import torch
 from avsep.config.lavss import MIXTURE_KINDS
 from avsep.core.seeding import rng
 from avsep.data.boxes import BoxSource
-from avsep.data.mixtures import (
-    Crop,
-    MixSpec,
-    make_test_mixtures,
-    specs_from_table,
-    usable_clips,
-)
-
-# ==========================================================================================================
-# Mixtures
-# ==========================================================================================================
+from avsep.data.mixtures import Crop, MixSpec, make_test_mixtures, specs_from_table, usable_clips
 
 
 def eligible_clips(manifest: pd.DataFrame, split: str, boxes: BoxSource, clip_samples: int) -> pd.DataFrame:

@@ -11,10 +11,6 @@ import torch
 
 from avsep.data.mixtures import MixSpec
 
-# ==========================================================================================================
-# Boxes
-# ==========================================================================================================
-
 BOX_KINDS = ("detected", "ground_truth")
 SAME_OBJECT_IOU = 0.3  # a box of the same object in another frame overlaps the kept one at least this much
 

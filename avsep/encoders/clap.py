@@ -110,11 +110,7 @@ def load_clap(weights: str = "random", seed: int = 0, config: Any = None, device
 
     ``config`` (a ``ClapAudioConfig``) overrides the architecture of ``random`` (tests use a small one).
     """
-    from transformers import (
-        ClapAudioConfig,
-        ClapAudioModelWithProjection,
-        ClapFeatureExtractor,
-    )
+    from transformers import ClapAudioConfig, ClapAudioModelWithProjection, ClapFeatureExtractor
 
     if weights == "random":
         with torch.random.fork_rng(devices=[]):

@@ -18,10 +18,6 @@ from avsep.evaluation.metrics import aggregate, evaluate_mixture
 from avsep.losses.binaural import masked_waves, predict_masks
 from avsep.models.lavss.network import LAVSSNet
 
-# ==========================================================================================================
-# Evaluation
-# ==========================================================================================================
-
 
 @torch.no_grad()
 def separate_batch(model: LAVSSNet | None, batch: Batch, frontend: FrontendConfig,

@@ -79,11 +79,7 @@ def evaluate_baseline(
     Their estimates are unordered, so each mixture is scored with the best-SDR assignment of estimates
     to references (:func:`avsep.evaluation.baselines.evaluate_permuted`); the table rows are otherwise identical.
     """
-    from avsep.evaluation.baselines import (
-        evaluate_permuted,
-        nmf_mfcc_separate,
-        rpca_separate,
-    )
+    from avsep.evaluation.baselines import evaluate_permuted, nmf_mfcc_separate, rpca_separate
 
     specs = specs_from_table(mixtures, cfg.num_sources)
     rows: list[dict[str, object]] = []

@@ -34,10 +34,6 @@ from avsep.detection.yolo import DetectConfig, load_yolo
 if TYPE_CHECKING:
     from avsep.config.params import Params
 
-# ==========================================================================================================
-# Stages (called by the Snakemake scripts of rules/detect.smk)
-# ==========================================================================================================
-
 
 def train_detector(
     p: Params, dataset: str, extract_manifest: str | Path, raw_boxes: str | Path, out_weights: str | Path,

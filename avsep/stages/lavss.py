@@ -11,21 +11,9 @@ import pandas as pd
 import torch
 
 from avsep.audio.frontend import stft
-from avsep.config.lavss import (
-    EARS,
-    MIX_GT,
-    MIXTURE_KINDS,
-    LAVSSParams,
-    Variant,
-)
+from avsep.config.lavss import EARS, MIX_GT, MIXTURE_KINDS, LAVSSParams, Variant
 from avsep.config.params import Params
-from avsep.core.io import (
-    atomic_path,
-    read_manifest,
-    write_csv,
-    write_json,
-    write_parquet,
-)
+from avsep.core.io import atomic_path, read_manifest, write_csv, write_json, write_parquet
 from avsep.data.binaural_batches import LAVSSData, lavss_data
 from avsep.data.binaural_mixtures import LAVSSSampler, eligible_clips, make_mixture_list
 from avsep.data.boxes import load_boxes
@@ -34,10 +22,6 @@ from avsep.engine.lavss import LAVSSTask, load_lavss
 from avsep.engine.trainer import fit
 from avsep.evaluation.binaural import evaluate_lavss, separate_batch, summarize_ears
 from avsep.reporting.lavss_tables import table1, table2, table3, table4
-
-# ==========================================================================================================
-# Stages (called by the Snakemake scripts in workflow_scripts/lavss_*.py)
-# ==========================================================================================================
 
 
 def lavss_mixtures(p: Params, manifest: str | Path, box_files: Sequence[str], out: dict[str, str | Path]) -> dict[str, pd.DataFrame]:
@@ -153,11 +137,6 @@ def lavss_table(p: Params, name: str, summaries: list[str], out_csv: str | Path,
     print(f"{name}: " + ", ".join(f"{r['method']} {r.get('SDR', r.get('average')):.2f}" for _, r in df.iterrows()),
           flush=True)
     return df
-
-
-# ==========================================================================================================
-# Figures
-# ==========================================================================================================
 
 
 def lavss_figure(p: Params, kind: str, manifest: str | Path, box_files: Sequence[str], mixtures: str | Path,

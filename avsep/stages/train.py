@@ -7,11 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from avsep.config.params import Params
-from avsep.data.inputs import (
-    ClapTargets,
-    TableSampler,
-    visual_inputs,
-)
+from avsep.data.inputs import ClapTargets, TableSampler, visual_inputs
 from avsep.data.store import ClipStore
 from avsep.encoders.cache import cache_weights_label
 from avsep.engine.hfra import HFRATask, TrainData

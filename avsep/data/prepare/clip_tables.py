@@ -16,14 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from avsep.data.prepare.metadata import (
-    assign_music_split,
-    csv_rows,
-    load_json,
-    music_videos,
-    rows_frame,
-    vggsound_row,
-)
+from avsep.data.prepare.metadata import assign_music_split, csv_rows, load_json, music_videos, rows_frame, vggsound_row
 from avsep.data.prepare.metadata_checks import (
     CLIP_ID,
     YOUTUBE_ID,

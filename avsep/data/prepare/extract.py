@@ -27,21 +27,9 @@ from typing import Any
 import pandas as pd
 import soundfile as sf
 
-from avsep.core.io import (
-    STATUS_FAILED,
-    STATUS_OK,
-    read_manifest,
-    status_counts,
-    write_json,
-    write_parquet,
-)
+from avsep.core.io import STATUS_FAILED, STATUS_OK, read_manifest, status_counts, write_json, write_parquet
 from avsep.core.progress import progress as progress_bar
-from avsep.data.prepare.decode import (
-    ExtractConfig,
-    ExtractError,
-    extract_clip,
-    image_size,
-)
+from avsep.data.prepare.decode import ExtractConfig, ExtractError, extract_clip, image_size
 from avsep.data.prepare.readers import list_frames
 
 #: Columns the extract stage adds to (or overwrites in) the raw manifest's rows.

@@ -27,33 +27,13 @@ from typing import Any
 import pandas as pd
 
 from avsep.config.params import DatasetConfig
-from avsep.core.io import (
-    STATUS_FAILED,
-    STATUS_OK,
-    status_counts,
-    write_json,
-    write_parquet,
-)
-from avsep.data.prepare.clip_tables import (
-    local_clip_table,
-    music_clip_table,
-    vggsound_clip_table,
-)
+from avsep.core.io import STATUS_FAILED, STATUS_OK, status_counts, write_json, write_parquet
+from avsep.data.prepare.clip_tables import local_clip_table, music_clip_table, vggsound_clip_table
 from avsep.data.prepare.download import download_dataset
-from avsep.data.prepare.fairplay import (
-    ImportConfig,
-    fairplay_clip_table,
-    import_fairplay,
-)
+from avsep.data.prepare.fairplay import ImportConfig, fairplay_clip_table, import_fairplay
 from avsep.data.prepare.fetch import fetch, is_url, source_name
 from avsep.data.prepare.metadata_checks import MetadataWarning
-from avsep.data.prepare.ytdlp import (
-    DEFAULT_FORMAT,
-    YOUTUBE_URL,
-    DownloadConfig,
-    DownloadFailed,
-    verify_video,
-)
+from avsep.data.prepare.ytdlp import DEFAULT_FORMAT, YOUTUBE_URL, DownloadConfig, DownloadFailed, verify_video
 
 YOUTUBE_SOURCES = ("music", "music21", "vggsound")
 REAL_SOURCES = (*YOUTUBE_SOURCES, "fairplay", "local")

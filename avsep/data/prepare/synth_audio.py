@@ -19,12 +19,7 @@ import numpy as np
 
 from avsep.core.seeding import rng
 from avsep.data.prepare import spatial
-from avsep.data.prepare.instruments import (
-    DRUM_BANK,
-    DRUM_CHANNEL,
-    InstrumentSpec,
-    get_instrument,
-)
+from avsep.data.prepare.instruments import DRUM_BANK, DRUM_CHANNEL, InstrumentSpec, get_instrument
 
 if TYPE_CHECKING:
     from avsep.data.prepare.synth import ClipPlan, SynthConfig
