@@ -435,7 +435,7 @@ def test_default_lavss_config_parses():
     ({"tables__lavss_table1": ["sop_ear", "ghost"]}, "lavss.tables.lavss_table1"),
     ({"dataset": "synth-music"}, "lavss.dataset"),
     ({"models__lavss__position_typo": True}, "lavss.models.lavss"),
-    ({"defaults__num_downs": 8}, "lavss.pretrain.models.pre_sop: a U-Net of num_downs=8"),
+    ({"defaults__num_downs": 8}, "lavss.pretrain.models.pre_sop: lavss.audio.warp_bins = 128 is not a multiple of 2"),
 ])
 def test_config_errors_name_the_key(changes, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
