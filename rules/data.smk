@@ -89,7 +89,6 @@ checkpoint download:
         code=code("download"),
     output:
         manifest="data/{dataset}/raw/manifest.parquet",
-        boxes="data/{dataset}/raw/boxes.parquet",  # the renderer's ground-truth boxes
     params:
         dataset=lambda w: config["datasets"][w.dataset],
         sample_rate=config["audio"]["sample_rate"],
