@@ -8,7 +8,7 @@ from typing import Any
 from avsep.audio.frontend import FrontendConfig
 from avsep.config.params import ConfigError, Params, check_milestones, check_sides, train_config
 from avsep.data.mixtures import Crop
-from avsep.engine.trainer import TrainConfig
+from avsep.engine.config import TrainConfig
 from avsep.models.lavss.network import LAVSSConfig
 
 LOG_EPS = 1e-10

@@ -19,7 +19,7 @@ import yaml
 
 from avsep.audio.frontend import FrontendConfig
 from avsep.data.mixtures import Crop
-from avsep.engine.trainer import TrainConfig
+from avsep.engine.config import TrainConfig
 from avsep.models.hfra.separator import SeparatorConfig, VisualConfig
 from avsep.models.hfra.unet import UNetConfig
 

@@ -8,7 +8,7 @@ import csv
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,23 +19,8 @@ from avsep.core.io import atomic_path
 from avsep.core.progress import progress
 from avsep.core.seeding import seed_everything
 from avsep.engine import checkpoint
+from avsep.engine.config import TrainConfig
 from avsep.engine.distributed import dist_context
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-4
-    lr_milestones: tuple[int, ...] = ()  # steps at which the lr is multiplied by lr_gamma
-    lr_gamma: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    grad_clip: float = 5.0
-    checkpoint_every: int = 100
-    log_every: int = 10
-    seed: int = 0
-    threads: int = 1
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
