@@ -58,6 +58,8 @@ def train_inputs(w):
     ins = {"manifest": f"data/{w.dataset}/extract/manifest.parquet", "mixtures": f"data/{w.dataset}/train_mixtures.parquet"}
     if m["visual"] == "embedding":
         ins.update(clip_cache(w.dataset, "train"))
+    else:  # a local ResNet-18 weights file it starts from
+        ins["visual_weights"] = local_weights(m["visual_weights"])
     if m["align_lambda"] > 0:
         ins.update(clap_npy=f"data/{w.dataset}/embed/clap_mixtures.npy", clap_idx=f"data/{w.dataset}/embed/clap_mixtures.parquet")
     return ins
@@ -126,6 +128,7 @@ def lavss_train_inputs(variant):
     pre = lv["models"][variant].get("pretrain")
     if pre is not None:
         ins["init"] = f"models/{lv['pretrain_dataset']}/lavss_pretrain/{pre}/checkpoint.pt"
+    ins["visual_weights"] = local_weights({**lv["defaults"], **lv["models"][variant]}.get("visual_weights", "random"))
     return ins
 
 

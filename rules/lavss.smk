@@ -43,6 +43,9 @@ if LAVSS is not None:
         input:
             manifest=f"data/{LAVSS_PRE_DS}/extract/manifest.parquet",
             boxes=box_inputs(LAVSS_BOXES, LAVSS_PRE_DS),
+            visual_weights=lambda w: local_weights(
+                {**LAVSS["defaults"], **LAVSS["pretrain"]["models"][w.pre]}.get("visual_weights", "random")
+            ),
             code=code("lavss_pretrain"),
         output:
             checkpoint=f"models/{LAVSS_PRE_DS}/lavss_pretrain/{{pre}}/checkpoint.pt",

@@ -154,8 +154,9 @@ class TableSampler:
 
 
 def visual_weights_label(spec: str) -> str:
-    """The label of a visual net's weights (``model_defaults.visual_weights``): ``random-init`` or a file's."""
-    if spec != "random" and not Path(spec).exists():
+    """The label of a visual net's weights (``model_defaults.visual_weights``): ``random-init``, a file's, or
+    a torchvision enum name as given."""
+    if spec != "random" and not spec.startswith("ResNet18_Weights.") and not Path(spec).exists():
         raise FileNotFoundError(f"visual weights file {spec} (model_defaults.visual_weights) does not exist")
     return weights_label(spec)
 

@@ -16,6 +16,7 @@ from avsep.data.store import ClipStore, load_audio
 from avsep.losses.alignment import alignment_loss
 from avsep.losses.separation import weighted_bce
 from avsep.models.hfra.separator import AVSeparator, SeparatorConfig
+from avsep.models.hfra.visual import load_resnet18_weights
 
 
 class MixtureSampler(Protocol):
@@ -72,7 +73,11 @@ class HFRATask:
     loss_columns: tuple[str, ...] = ("loss", "sep", "align")
 
     def build(self) -> AVSeparator:
-        return AVSeparator(self.model_cfg)
+        """A new separator; a frames variant's ResNet-18 starts from ``visual.weights`` (``model_defaults.visual_weights``)."""
+        model = AVSeparator(self.model_cfg)
+        if model.frame_encoder is not None:
+            load_resnet18_weights(model.frame_encoder.trunk, self.model_cfg.visual.weights, "model_defaults.visual_weights")
+        return model
 
     def loss(self, model: torch.nn.Module, step: int, batch_size: int, rank_offset: int,
              device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:

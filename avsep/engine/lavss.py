@@ -14,12 +14,15 @@ from avsep.data.binaural_batches import LAVSSData, mirror_batch
 from avsep.data.binaural_mixtures import LAVSSSampler
 from avsep.engine import checkpoint
 from avsep.losses.binaural import loss_terms
+from avsep.models.hfra.visual import load_resnet18_weights
 from avsep.models.lavss.network import LAVSSConfig, LAVSSNet, transfer_pretrained
 
 
 def build_model(arch: LAVSSConfig, init: tuple[dict[str, torch.Tensor], LAVSSConfig] | None = None) -> tuple[LAVSSNet, list[str]]:
-    """A model of ``arch``; with ``init`` (pre-trained mono state and config) its weights are transferred."""
+    """A model of ``arch``: its ResNet-18 starts from ``arch.visual_weights``; with ``init`` (pre-trained mono
+    state and config) the pre-trained weights are transferred on top."""
     model = LAVSSNet(arch)
+    load_resnet18_weights(model.crop_encoder.trunk, arch.visual_weights, "lavss visual_weights")
     parts: list[str] = []
     if init is not None:
         parts = transfer_pretrained(model, init[0], init[1])

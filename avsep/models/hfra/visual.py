@@ -8,6 +8,8 @@ channels, max-pooling over frames and space, and a sigmoid.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -66,6 +68,53 @@ class ResNet18(nn.Module):
         x = (images - self.mean) / self.std
         x = self.stem(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def _own_name(key: str) -> str:
+    """torchvision's ResNet-18 parameter name -> this module's (this module's own names pass unchanged)."""
+    for old, new in (("conv1.", "stem.0."), ("bn1.", "stem.1.")):
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key.replace(".downsample.", ".down.")
+
+
+def load_resnet18_weights(trunk: ResNet18, spec: str, where: str = "visual_weights") -> None:
+    """Start ``trunk`` from pre-trained ResNet-18 weights (in place); ``spec="random"`` leaves it as built.
+
+    ``spec``: a state-dict file (``.pt``/``.pth``: torchvision's ``resnet18`` keys, e.g. its ImageNet file,
+    or this module's own), or a torchvision weights enum such as ``ResNet18_Weights.IMAGENET1K_V1``
+    (downloaded by torchvision on first use). Every trunk parameter and BatchNorm statistic must be
+    present with the trunk's shape (width 64 for ImageNet weights); otherwise a :class:`ValueError` names
+    the file and what does not fit, instead of a half-loaded network.
+    """
+    if spec == "random":
+        return
+    path = Path(spec)
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+    elif spec.startswith("ResNet18_Weights."):
+        import torchvision
+
+        weights = torchvision.models.ResNet18_Weights[spec.split(".", 1)[1]]
+        state = torchvision.models.resnet18(weights=weights).state_dict()
+    else:
+        raise FileNotFoundError(f"{where}: {spec} is neither a weights file nor a torchvision ResNet18_Weights name")
+    if not isinstance(state, dict):
+        raise ValueError(f"{where}: {spec} does not hold a state dict")
+    renamed = {_own_name(k): v for k, v in state.items() if not k.startswith("fc.")}  # fc: ImageNet's classifier
+    own = trunk.state_dict()
+    missing = sorted(set(own) - set(renamed))
+    unexpected = sorted(set(renamed) - set(own))
+    wrong = sorted(k for k in set(own) & set(renamed) if own[k].shape != renamed[k].shape)
+    if missing or unexpected or wrong:
+        parts = [f"{n} {what}: {', '.join(keys[:3])}" for n, what, keys in (
+            (len(missing), "missing", missing), (len(unexpected), "unexpected", unexpected),
+            (len(wrong), "of another shape (a ResNet-18 of another width?)", wrong)) if keys]
+        raise ValueError(f"{where}: {spec} is not a ResNet-18 state dict for this trunk (width "
+                         f"{trunk.out_channels // 8}): " + "; ".join(parts))
+    trunk.load_state_dict(renamed)
 
 
 def ResNet18Dilated(width: int = 64) -> ResNet18:  # noqa: N802 - a named configuration of ResNet18

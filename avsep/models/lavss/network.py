@@ -77,6 +77,7 @@ class LAVSSConfig:
     num_downs: int = 7  # U-Net depth (7: 256 x 256 -> 2 x 2); input sides must be multiples of 2^num_downs
     k: int = 32  # late-fusion channels (sop backbone)
     visual_width: int = 64  # ResNet-18 width (64: 512 channels)
+    visual_weights: str = "random"  # random | ResNet-18 state-dict file | torchvision enum (ImageNet in the paper)
     crop_size: int = 224  # box crops fed to the ResNet-18 (a multiple of 32)
     image_size: int = 224  # frames are loaded at image_size x image_size before cropping
     d_model: int = 512  # channels of F_v, F_p, F_vp and the attention width
