@@ -380,11 +380,15 @@ def test_local_videos(tmp_path: Path) -> None:
         "broken,violin,test,broken.mp4\n"
         "../up,violin,test,mine.mp4\n"
         "odd,violin,holdout,mine.mp4\n"
+        "mine,cello,test,mine.mp4\n"  # the same id again: a failed row, not a silently lost one
     )
     raw = _check_local(local_clip_table(csv))
     assert _reasons(raw) == {
         "mine": "", "gone": "missing file", "broken": "corrupt file", "../up": "invalid id", "odd": "malformed entry",
+        "clips.csv:line 7": "duplicate id",
     }  # fmt: skip
+    dup = raw.set_index("id").loc["clips.csv:line 7"]
+    assert "id 'mine' is listed again (first at clips.csv:line 2)" in dup["error"]
     assert raw.set_index("id").loc["mine", "path"] == str(tmp_path / "mine.mp4")
 
 
@@ -429,3 +433,18 @@ def test_real_dataset_config() -> None:
         bad["datasets"]["x"] = entry
         with pytest.raises(ConfigError, match=re.escape(message)):
             validate(bad)
+
+
+def test_every_metadata_row_comes_out_duplicates_as_failed_rows(tmp_path: Path) -> None:
+    rows = [f"clip{i:02d},violin,train,v.mp4" for i in range(15)] + ["clip03,violin,train,v.mp4"]
+    csv = tmp_path / "local.csv"
+    csv.write_text("id,label,split,path\n" + "\n".join(rows) + "\n")
+    df = local_clip_table(csv)
+    assert len(df) == 16 and df["id"].is_unique
+    assert (df["status"] == "ok").sum() == 15
+    assert df.set_index("id").loc["local.csv:line 17", "reason"] == "duplicate id"
+    vgg = tmp_path / "vggsound.csv"
+    vgg.write_text("aaaaaaaaaaa,1,dog barking,train\nbbbbbbbbbbb,2,cat purring,test\naaaaaaaaaaa,1,dog barking,train\n")
+    v = vggsound_clip_table(vgg)
+    assert sorted(v["reason"]) == ["", "", "duplicate id"]
+    assert v.set_index("id").loc["vggsound.csv:line 3", "reason"] == "duplicate id"

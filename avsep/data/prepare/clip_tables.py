@@ -22,7 +22,6 @@ from avsep.data.prepare.metadata_checks import (
     YOUTUBE_ID,
     MetadataError,
     check_label,
-    drop_duplicates,
     is_clip_id,
     is_youtube_id,
     label_problem,
@@ -35,6 +34,7 @@ CLIP_TABLE_COLUMNS = ("id", "status", "reason", "error", "label", "split")
 REASON_INVALID_ID = "invalid id"
 REASON_MALFORMED_ENTRY = "malformed entry"
 REASON_INVALID_LABEL = "invalid label"
+REASON_DUPLICATE_ID = "duplicate id"
 LOCAL_HEADER = ("id", "label", "split", "path")
 LOCAL_SPLITS = ("train", "val", "test")
 
@@ -45,6 +45,28 @@ def _accepted(**row: Any) -> dict[str, Any]:
 
 def _rejected(rid: str, reason: str, error: str, label: str = "", **row: Any) -> dict[str, Any]:
     return {"id": rid, "status": "failed", "reason": reason, "error": error, "label": label, "split": "", **row}
+
+
+def _unique_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every id once: a row whose id an earlier row has becomes a ``failed`` row named by where it is.
+
+    Rows carry their place in the file under ``_where`` (``local.csv:line 7``); an accepted repeat gets the
+    reason ``duplicate id`` and an error naming both places, an already rejected one keeps its reason. The
+    first occurrence is kept, so nothing disappears without a row saying why.
+    """
+    first: dict[str, str] = {}
+    out = []
+    for r in rows:
+        where = r.pop("_where", r["id"])
+        if r["id"] not in first:
+            first[r["id"]] = where
+            out.append(r)
+        elif r["status"] == "ok":
+            msg = f"{where}: id {r['id']!r} is listed again (first at {first[r['id']]}); the first is kept"
+            out.append({**r, "id": where, "status": "failed", "reason": REASON_DUPLICATE_ID, "error": msg, "split": ""})
+        else:
+            out.append({**r, "id": where})
+    return out
 
 
 def music_clip_table(
@@ -63,7 +85,7 @@ def music_clip_table(
 
     Rejected rows get an id naming where they are (``MUSIC_solo_videos.json:videos['violin'][3]``)
     unless the entry is a string. The same id listed twice keeps its first occurrence (files in the
-    given order) with a :class:`MetadataWarning`.
+    given order); the repeat is a ``failed`` row with reason ``duplicate id``, named by where it is.
 
     Split (HFRA's MUSIC protocol: test solos only): a label naming several instruments
     (``"flute violin"``) is a duet and all its clips are ``train``; each solo label gets the seeded
@@ -77,7 +99,7 @@ def music_clip_table(
     files = [Path(p) for p in paths]
     rows = [row for path in files for row in _music_file_rows(path)]
     # one row per id: accepted entries first (a valid copy wins over a rejected one), then file order
-    kept = drop_duplicates(sorted(rows, key=lambda r: r["status"] != "ok"), Path(", ".join(map(str, files))))
+    kept = _unique_ids(sorted(rows, key=lambda r: r["status"] != "ok"))
     ok = [r for r in kept if r["status"] == "ok"]
     assign_music_split([r for r in ok if r["kind"] == "solo"], split_seed, float(test_fraction))
     for r in ok:
@@ -112,12 +134,12 @@ def _music_file_rows(path: Path) -> list[dict[str, Any]]:
                 msg = f"{path}: key {where}[{i}]: expected a YouTube id string, got {json.dumps(v)[:100]}"
                 rows.append(_rejected(loc, REASON_MALFORMED_ENTRY, msg, label, **common))
             elif label_error is not None:
-                rows.append(_rejected(v, REASON_INVALID_LABEL, str(label_error), "", **common))
+                rows.append(_rejected(v, REASON_INVALID_LABEL, str(label_error), "", _where=loc, **common))
             elif not is_youtube_id(v):
                 msg = f"{path}: key {where}[{i}]: invalid YouTube id {v!r} (must match {YOUTUBE_ID.pattern})"
-                rows.append(_rejected(v, REASON_INVALID_ID, msg, label, **common))
+                rows.append(_rejected(v, REASON_INVALID_ID, msg, label, _where=loc, **common))
             else:
-                rows.append(_accepted(id=v, label=label, split="", **common))
+                rows.append(_accepted(id=v, label=label, split="", _where=loc, **common))
     return rows
 
 
@@ -126,7 +148,8 @@ def vggsound_clip_table(path: str | Path, clip_seconds: float = 10.0) -> pd.Data
 
     Accepted rows are those of :func:`parse_vggsound_csv`. A row with too few or too many fields, a bad
     start or split gets reason ``malformed entry``; an invalid YouTube id ``invalid id``; a label that
-    could escape a path ``invalid label``. Rejected rows have the id ``vggsound.csv:line N``. A file that
+    could escape a path ``invalid label``; a clip listed again ``duplicate id``. Rejected rows have the id
+    ``vggsound.csv:line N``. A file that
     is not UTF-8 or has broken quoting still raises :class:`MetadataError`.
 
     Returns:
@@ -152,8 +175,8 @@ def vggsound_clip_table(path: str | Path, clip_seconds: float = 10.0) -> pd.Data
                 reason = REASON_MALFORMED_ENTRY
             bad.append(_rejected(f"{path.name}:{where}", reason, str(e), youtube_id="", start=None, end=None))
             continue
-        rows.append(_accepted(**row))
-    rows = drop_duplicates(rows, path)
+        rows.append(_accepted(**row, _where=f"{path.name}:{where}"))
+    rows = _unique_ids(rows)
     columns = (*CLIP_TABLE_COLUMNS, "youtube_id", "start", "end")
     return rows_frame(rows + bad, columns).sort_values("id", kind="stable").reset_index(drop=True)
 
@@ -163,8 +186,9 @@ def local_clip_table(path: str | Path, base: str | Path | None = None) -> pd.Dat
 
     ``path`` is a video file, absolute or relative to ``base`` (default: the CSV's folder); it is
     stored absolute. Ids must match ``^[A-Za-z0-9_-]{1,64}$`` (they become file names), splits are
-    ``train``, ``val`` or ``test``. A bad row is a ``failed`` row (``invalid id``, ``invalid label`` or
-    ``malformed entry``); whether the file exists and plays is checked by the download stage.
+    ``train``, ``val`` or ``test``. A bad row is a ``failed`` row (``invalid id``, ``invalid label``,
+    ``malformed entry``, or ``duplicate id`` for an id already listed: the row gets the id ``local.csv:line N``);
+    whether the file exists and plays is checked by the download stage.
 
     Returns:
         columns :data:`CLIP_TABLE_COLUMNS` + ``path``, sorted by id.
@@ -202,10 +226,10 @@ def local_clip_table(path: str | Path, base: str | Path | None = None) -> pd.Dat
             continue
         video = Path(rec["path"]).expanduser()
         video = video if video.is_absolute() else (base / video)
-        rows.append(_accepted(id=rec["id"], label=label, split=rec["split"], path=str(video.resolve())))
+        rows.append(_accepted(id=rec["id"], label=label, split=rec["split"], path=str(video.resolve()), _where=loc))
     if header is None:
         raise MetadataError(path, "file", "empty (expected the header id,label,split,path)")
-    rows = drop_duplicates(rows, path)
+    rows = _unique_ids(rows)
     return rows_frame(rows + bad, (*CLIP_TABLE_COLUMNS, "path")).sort_values("id", kind="stable").reset_index(drop=True)
 
 
