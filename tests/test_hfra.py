@@ -12,8 +12,8 @@ from avsep.config.params import ConfigError, Params, load_params
 from avsep.data.inputs import ClapTargets, EmbeddingInputs, TableSampler
 from avsep.data.mixtures import MixSpec
 from avsep.losses.alignment import alignment_loss
-from avsep.models.hfra.separator import AVSeparator, SeparatorConfig, VisualConfig
-from avsep.models.hfra.unet import UNetConfig
+from avsep.models.hfra.config import SeparatorConfig, UNetConfig, VisualConfig
+from avsep.models.hfra.separator import AVSeparator
 from avsep.reporting.analysis import linear_probe, modality_gap, per_class_sdr
 
 

@@ -12,7 +12,8 @@ from avsep.audio.binaural import audio_features, phase_difference
 from avsep.audio.frontend import FrontendConfig, stft, warp
 from avsep.data.prepare.spatial import spatialize
 from avsep.losses.binaural import lavss_gt_masks, lavss_loss, lavss_loss_terms
-from avsep.models.hfra.unet import UNet, UNetConfig, count_parameters
+from avsep.models.hfra.config import UNetConfig
+from avsep.models.hfra.unet import UNet, count_parameters
 from avsep.models.lavss.blocks import (
     CMA,
     AVPFusion,

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from avsep.models.hfra.separator import AVSeparator, SeparatorConfig, VisualConfig
-from avsep.models.hfra.unet import UNet, UNetConfig, count_parameters
+from avsep.models.hfra.config import SeparatorConfig, UNetConfig, VisualConfig
+from avsep.models.hfra.separator import AVSeparator
+from avsep.models.hfra.unet import UNet, count_parameters
 
 
 def test_unet7_parameter_count_matches_reference():

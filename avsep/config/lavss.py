@@ -9,7 +9,7 @@ from avsep.audio.frontend import FrontendConfig
 from avsep.config.params import ConfigError, Params, check_milestones, check_sides, train_config
 from avsep.data.mixtures import Crop
 from avsep.engine.config import TrainConfig
-from avsep.models.lavss.network import LAVSSConfig
+from avsep.models.lavss.config import LAVSSConfig
 
 LOG_EPS = 1e-10
 MIX_GT = "mix_gt"  # the method name of the mixture-as-estimate row

@@ -20,8 +20,7 @@ import yaml
 from avsep.audio.frontend import FrontendConfig
 from avsep.data.mixtures import Crop
 from avsep.engine.config import TrainConfig
-from avsep.models.hfra.separator import SeparatorConfig, VisualConfig
-from avsep.models.hfra.unet import UNetConfig
+from avsep.models.hfra.config import SeparatorConfig, UNetConfig, VisualConfig
 
 if TYPE_CHECKING:
     from avsep.config.lavss import LAVSSParams

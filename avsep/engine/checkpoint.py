@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from avsep.core.io import atomic_path
-from avsep.models.hfra.separator import AVSeparator, SeparatorConfig
+from avsep.models.hfra.config import SeparatorConfig
+from avsep.models.hfra.separator import AVSeparator
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ from avsep.data.mixtures import MixSpec
 from avsep.data.store import ClipStore, load_audio
 from avsep.losses.alignment import alignment_loss
 from avsep.losses.separation import weighted_bce
-from avsep.models.hfra.separator import AVSeparator, SeparatorConfig
+from avsep.models.hfra.config import SeparatorConfig
+from avsep.models.hfra.separator import AVSeparator
 from avsep.models.hfra.visual import load_resnet18_weights
 
 

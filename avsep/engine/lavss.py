@@ -15,7 +15,8 @@ from avsep.data.binaural_mixtures import LAVSSSampler
 from avsep.engine import checkpoint
 from avsep.losses.binaural import loss_terms
 from avsep.models.hfra.visual import load_resnet18_weights
-from avsep.models.lavss.network import LAVSSConfig, LAVSSNet, transfer_pretrained
+from avsep.models.lavss.config import LAVSSConfig
+from avsep.models.lavss.network import LAVSSNet, transfer_pretrained
 
 
 def build_model(arch: LAVSSConfig, init: tuple[dict[str, torch.Tensor], LAVSSConfig] | None = None) -> tuple[LAVSSNet, list[str]]:

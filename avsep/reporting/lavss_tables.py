@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from avsep.config.lavss import MIX_GT, LAVSSParams, Variant
-from avsep.models.lavss.network import LAVSSConfig
+from avsep.models.lavss.config import LAVSSConfig
 
 # The paper's numbers (FAIR-Play): (SDR L, SIR L, SDR R, SIR R).
 PAPER_TABLE1 = {"SoP": (3.98, 7.03, 3.96, 6.99), "2.5D-sep": (4.44, 8.20, 4.47, 8.26),

@@ -19,46 +19,12 @@ concat) to the dimension of the CLAP embedding it is aligned to (:func:`avsep.lo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import torch
 from torch import nn
 
-from avsep.models.hfra.unet import UNet, UNetConfig
+from avsep.models.hfra.config import FUSIONS, VISUAL_KINDS, SeparatorConfig, UNetConfig
+from avsep.models.hfra.unet import UNet
 from avsep.models.hfra.visual import FrameEncoder
-
-FUSIONS = ("late", "middle", "hierarchical")
-VISUAL_KINDS = ("frames", "embedding")
-
-
-@dataclass(frozen=True)
-class VisualConfig:
-    kind: str = "frames"  # frames | embedding
-    width: int = 64  # ResNet-18 width for kind=frames
-    frame_size: int = 224
-    n_frames: int = 3  # frames max-pooled per source
-    embedding_dim: int = 512  # for kind=embedding
-    weights: str = "random"  # label of the weights the visual encoder started from
-
-
-@dataclass(frozen=True)
-class SeparatorConfig:
-    fusion: str = "late"
-    k: int = 32  # late-fusion channels
-    middle_dim: int = 32  # channels tiled at the bottleneck (middle: 32, hierarchical: 512)
-    align_dim: int = 0  # > 0: a Linear head from the bottleneck to this (CLAP) dimension, for alignment
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    visual: VisualConfig = field(default_factory=VisualConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(d: dict) -> "SeparatorConfig":
-        d = dict(d)
-        d["unet"] = UNetConfig(**d["unet"])
-        d["visual"] = VisualConfig(**d["visual"])
-        return SeparatorConfig(**d)
 
 
 class AVSeparator(nn.Module):

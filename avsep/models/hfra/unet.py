@@ -11,18 +11,10 @@ innermost up-convolution (middle fusion); :meth:`UNet.forward` also returns the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class UNetConfig:
-    ngf: int = 64
-    out_channels: int = 32
-    num_downs: int = 7
-    bottleneck_channels: int = 0  # extra channels concatenated at the bottleneck (middle fusion)
+from avsep.models.hfra.config import UNetConfig
 
 
 def _channels(cfg: UNetConfig) -> list[int]:
