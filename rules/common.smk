@@ -93,6 +93,11 @@ def table_summaries(w):
     return expand("results/eval/{dataset}/{method}.json", dataset=t["dataset"], method=t["methods"])
 
 
+def table_per_mixture(w):
+    t = config["tables"][w.table]
+    return expand("results/eval/{dataset}/{method}.parquet", dataset=t["dataset"], method=t["methods"])
+
+
 def table_checkpoints(name):
     t = config["tables"][name]
     return expand("models/{dataset}/{model}/checkpoint.pt", dataset=t["dataset"], model=t["methods"])
@@ -142,13 +147,11 @@ def lavss_eval_files(kind, methods, ext: str = "json"):
 
 
 def lavss_table_inputs(table):
-    """Inputs of a table job: evaluation summaries (and per-mixture scores for table 2, same-type summaries
-    for tables 3 and 4)."""
+    """Inputs of a table job: evaluation summaries and per-mixture scores of its test list (same-type mixtures
+    for table 2, different-instrument ones otherwise), and the same-type summaries for tables 3 and 4."""
     methods = config["lavss"]["tables"][table]
-    if table == "lavss_table2":
-        return {"summaries": lavss_eval_files("same_type", methods),
-                "per_mixture": lavss_eval_files("same_type", methods, "parquet")}
-    ins = {"summaries": lavss_eval_files("different", methods)}
+    kind = "same_type" if table == "lavss_table2" else "different"
+    ins = {"summaries": lavss_eval_files(kind, methods), "per_mixture": lavss_eval_files(kind, methods, "parquet")}
     if table in ("lavss_table3", "lavss_table4"):
         ins["same_type"] = lavss_eval_files("same_type", methods)
     return ins

@@ -4,6 +4,7 @@
 rule separation_table:
     input:
         summaries=table_summaries,
+        per_mixture=table_per_mixture,
         code=code("separation_table"),
     output:
         table=report("results/{table}.csv", caption="../report/separation_table.rst", category="HFRA", labels={"table": "{table}"}),

@@ -7,10 +7,9 @@ import torchvision
 
 from avsep.engine.hfra import HFRATask
 from avsep.engine.lavss import build_model
-from avsep.models.hfra.separator import SeparatorConfig, VisualConfig
-from avsep.models.hfra.unet import UNetConfig
+from avsep.models.hfra.config import SeparatorConfig, UNetConfig, VisualConfig
 from avsep.models.hfra.visual import ResNet18, load_resnet18_weights
-from avsep.models.lavss.network import LAVSSConfig
+from avsep.models.lavss.config import LAVSSConfig
 
 
 def _torchvision_names(state: dict) -> dict:

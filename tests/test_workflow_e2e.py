@@ -35,7 +35,8 @@ def test_dag_runs_end_to_end_then_has_nothing_to_do(first_run):
     tmp_path = first_run[0]
 
     table = pd.read_csv(tmp_path / "results/table1.csv")
-    assert list(table.columns) == ["method", "SDR", "SIR", "SAR", "dataset", "n_mixtures", "n_skipped", "visual_weights"]
+    assert list(table.columns) == ["method", "SDR", "SIR", "SAR", "dataset", "n_mixtures", "n_skipped", "visual_weights",
+                                   "SDR_common", "SIR_common", "SAR_common", "n_common"]
     row = table.iloc[0]
     assert row["method"] == "Sound-of-Pixels"
     assert row["dataset"] == "synth-music"
@@ -48,6 +49,7 @@ def test_dag_runs_end_to_end_then_has_nothing_to_do(first_run):
     scored = per_mix[per_mix["status"] == "scored"]
     assert len(scored) == row["n_mixtures"]
     assert abs(scored["sdr"].mean() - row["SDR"]) < 1e-3
+    assert row["n_common"] == row["n_mixtures"] and abs(row["SDR_common"] - row["SDR"]) < 1e-9  # one row: all its own
     summary = json.loads((tmp_path / "results/eval/synth-music/sop.json").read_text())
     assert summary["visual_weights"] == "random-init"
 

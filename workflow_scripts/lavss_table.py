@@ -5,7 +5,6 @@ from avsep.stages.context import rule_context
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i, o = snakemake.input, snakemake.output  # noqa: F821
     lavss.lavss_table(
-        p, snakemake.wildcards.ltable, list(i.summaries), o.table, o.vs_paper,  # noqa: F821
-        per_mixture=list(i.per_mixture) if hasattr(i, "per_mixture") else None,
+        p, snakemake.wildcards.ltable, list(i.summaries), list(i.per_mixture), o.table, o.vs_paper,  # noqa: F821
         same_type=list(i.same_type) if hasattr(i, "same_type") else None,
     )

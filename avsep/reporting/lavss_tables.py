@@ -12,6 +12,7 @@ import pandas as pd
 
 from avsep.config.lavss import MIX_GT, LAVSSParams, Variant
 from avsep.models.lavss.config import LAVSSConfig
+from avsep.reporting.tables import common_means
 
 # The paper's numbers (FAIR-Play): (SDR L, SIR L, SDR R, SIR R).
 PAPER_TABLE1 = {"SoP": (3.98, 7.03, 3.96, 6.99), "2.5D-sep": (4.44, 8.20, 4.47, 8.26),
@@ -96,12 +97,20 @@ def _paper_cols(vals: tuple[float, ...] | None) -> dict[str, float]:
             "paper_SDR": (v[0] + v[2]) / 2, "paper_SIR": (v[1] + v[3]) / 2}
 
 
+def _add_common(rows: list[dict[str, Any]], per_mixture: list[str], sdr: str = "SDR") -> None:
+    """``<sdr>_common``, ``SIR_common``, ``n_common``: each row's mean over the mixtures every row scored."""
+    means, n = common_means([pd.read_parquet(f) for f in per_mixture], ("sdr", "sir"))
+    for row, m in zip(rows, means):
+        row.update({f"{sdr}_common": m["sdr"], "SIR_common": m["sir"], "n_common": n})
+
+
 def _read(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
-def table1(lp: LAVSSParams, methods: list[str], summaries: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Table 1: SDR / SIR of the left and right ear and their average, different-instrument mixtures."""
+def table1(lp: LAVSSParams, methods: list[str], summaries: list[str], per_mixture: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1: SDR / SIR of the left and right ear and their average, different-instrument mixtures (and the
+    averages over the mixtures every row scored)."""
     rows, vs = [], []
     for m, f in zip(methods, summaries):
         s = _read(f)
@@ -111,6 +120,7 @@ def table1(lp: LAVSSParams, methods: list[str], summaries: list[str]) -> tuple[p
         vs.append({**{k: row[k] for k in ("method", *EAR_COLUMNS)}, "paper_method": key or "",
                    **_paper_cols(PAPER_TABLE1.get(key or "")), "dataset": s["dataset"], "boxes": s["boxes"],
                    "paper_dataset": PAPER_DATASET})
+    _add_common(rows, per_mixture)
     return pd.DataFrame(rows), pd.DataFrame(vs)
 
 
@@ -143,8 +153,9 @@ def table2(lp: LAVSSParams, methods: list[str], summaries: list[str], per_mixtur
         vs.append({**v, "dataset": s["dataset"], "boxes": s["boxes"], "paper_dataset": PAPER_DATASET})
     instruments = sorted({k for r in rows for k in r} - {"method", "average", "SDR_left", "SDR_right", "dataset", "boxes",
                                                          "weights", "n_mixtures", "n_skipped"})
+    _add_common(rows, per_mixture, sdr="average")
     cols = ["method", *instruments, "average", "SDR_left", "SDR_right", "dataset", "boxes", "weights", "n_mixtures",
-            "n_skipped"]
+            "n_skipped", "average_common", "SIR_common", "n_common"]
     for v in vs:  # the paper's value of every instrument column, also where a method scored no such mixture
         paper = dict(zip(PAPER_TABLE2_INSTRUMENTS, PAPER_TABLE2.get(v["paper_method"], (math.nan,) * 6)))
         for lab in instruments:
@@ -161,7 +172,8 @@ def _flags(v: Variant) -> dict[str, Any]:
             "pretrain": pre}
 
 
-def table3(lp: LAVSSParams, methods: list[str], summaries: list[str], same_type: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table3(lp: LAVSSParams, methods: list[str], summaries: list[str], same_type: list[str],
+           per_mixture: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 3: backbone x (position, IPD, mono pre-training); plus the SDR on same-instrument mixtures."""
     rows, vs = [], []
     for m, f, st in zip(methods, summaries, same_type):
@@ -172,10 +184,12 @@ def table3(lp: LAVSSParams, methods: list[str], summaries: list[str], same_type:
         vs.append({**{k: row[k] for k in ("method", "backbone", "position", "ipd", "ipd_features", "pretrain", *EAR_COLUMNS)},
                    **_paper_cols(PAPER_TABLE3.get(key)), "dataset": s["dataset"], "boxes": s["boxes"],
                    "paper_dataset": PAPER_DATASET})
+    _add_common(rows, per_mixture)
     return pd.DataFrame(rows), pd.DataFrame(vs)
 
 
-def table4(lp: LAVSSParams, methods: list[str], summaries: list[str], same_type: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table4(lp: LAVSSParams, methods: list[str], summaries: list[str], same_type: list[str],
+           per_mixture: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 4: module ablation (full, w/o VP attention, w/o AVP attention, w/o multi-scale, Tile-Concat)."""
     rows, vs = [], []
     for m, f, st in zip(methods, summaries, same_type):
@@ -187,4 +201,5 @@ def table4(lp: LAVSSParams, methods: list[str], summaries: list[str], same_type:
         vs.append({**{k: row[k] for k in ("method", "architecture", *EAR_COLUMNS)},
                    **_paper_cols(PAPER_TABLE4.get(arch or "")), "dataset": s["dataset"], "boxes": s["boxes"],
                    "paper_dataset": PAPER_DATASET})
+    _add_common(rows, per_mixture)
     return pd.DataFrame(rows), pd.DataFrame(vs)

@@ -7,11 +7,30 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLE_COLUMNS = ["method", "SDR", "SIR", "SAR", "dataset", "n_mixtures", "n_skipped", "visual_weights"]
+TABLE_COLUMNS = ["method", "SDR", "SIR", "SAR", "dataset", "n_mixtures", "n_skipped", "visual_weights",
+                 "SDR_common", "SIR_common", "SAR_common", "n_common"]
+METRICS = ("sdr", "sir", "sar")
 
 
-def separation_table(summaries: list[Path], labels: list[str]) -> pd.DataFrame:
-    """HFRA Table 1 layout (method, SDR, SIR, SAR) plus dataset, mixture counts and encoder weights."""
+def common_means(per_mixture: list[pd.DataFrame], metrics: tuple[str, ...] = METRICS) -> tuple[list[dict[str, float]], int]:
+    """Each row's mean of ``metrics`` over the mixtures that every row scored, and how many those are.
+
+    The reference protocol skips a mixture when a reference or an estimate is silent, so a model that outputs
+    silence on its hardest mixtures is averaged without them; these means compare the rows of a table on the
+    same mixtures (``status == "scored"`` in every per-mixture file).
+    """
+    scored = [set(df.loc[df["status"] == "scored", "mixture_id"]) for df in per_mixture]
+    common = set.intersection(*scored) if scored else set()
+    means = []
+    for df in per_mixture:
+        rows = df[df["mixture_id"].isin(common)]
+        means.append({m: float(rows[m].mean()) if common else float("nan") for m in metrics})
+    return means, len(common)
+
+
+def separation_table(summaries: list[Path], labels: list[str], per_mixture: list[Path]) -> pd.DataFrame:
+    """HFRA Table 1 layout (method, SDR, SIR, SAR) plus dataset, mixture counts, encoder weights and the means
+    over the mixtures every row scored (``*_common``, ``n_common``; from ``per_mixture``, one file per row)."""
     rows = []
     for path, label in zip(summaries, labels):
         s = json.loads(Path(path).read_text())
@@ -29,6 +48,9 @@ def separation_table(summaries: list[Path], labels: list[str]) -> pd.DataFrame:
                 "visual_weights": s["visual_weights"],
             }
         )
+    means, n = common_means([pd.read_parquet(p) for p in per_mixture])
+    for row, m in zip(rows, means):
+        row.update({f"{k.upper()}_common": v for k, v in m.items()}, n_common=n)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 

@@ -117,19 +117,22 @@ def lavss_evaluate(p: Params, method: str, kind: str, manifest: str | Path, box_
     return summary
 
 
-def lavss_table(p: Params, name: str, summaries: list[str], out_csv: str | Path, out_vs_paper: str | Path,
-                per_mixture: list[str] | None = None, same_type: list[str] | None = None) -> pd.DataFrame:
-    """Write ``results/<name>.csv`` and ``<name>_vs_paper.csv`` (name: lavss_table1 .. lavss_table4)."""
+def lavss_table(p: Params, name: str, summaries: list[str], per_mixture: list[str], out_csv: str | Path,
+                out_vs_paper: str | Path, same_type: list[str] | None = None) -> pd.DataFrame:
+    """Write ``results/<name>.csv`` and ``<name>_vs_paper.csv`` (name: lavss_table1 .. lavss_table4).
+
+    ``summaries`` and ``per_mixture`` are the evaluations of the table's test list (same-type mixtures for
+    table 2, different-instrument ones otherwise); ``same_type`` the same-type summaries of tables 3 and 4."""
     lp = p.lavss
     methods = lp.tables[name]
     if name == "lavss_table1":
-        df, vs = table1(lp, methods, summaries)
+        df, vs = table1(lp, methods, summaries, per_mixture)
     elif name == "lavss_table2":
-        df, vs = table2(lp, methods, summaries, per_mixture or [])
+        df, vs = table2(lp, methods, summaries, per_mixture)
     elif name == "lavss_table3":
-        df, vs = table3(lp, methods, summaries, same_type or [])
+        df, vs = table3(lp, methods, summaries, same_type or [], per_mixture)
     elif name == "lavss_table4":
-        df, vs = table4(lp, methods, summaries, same_type or [])
+        df, vs = table4(lp, methods, summaries, same_type or [], per_mixture)
     else:
         raise ValueError(f"unknown LAVSS table {name!r}")
     write_csv(df, out_csv)

@@ -16,11 +16,13 @@ from avsep.engine import checkpoint
 from avsep.reporting import tables
 
 
-def separation_table(p: Params, name: str, summaries: list[str], out_csv: str | Path, out_vs_paper: str | Path | None = None) -> pd.DataFrame:
-    """Write a separation table (HFRA Table 1 layout) from evaluation summaries, and the paper beside it."""
+def separation_table(p: Params, name: str, summaries: list[str], per_mixture: list[str], out_csv: str | Path,
+                     out_vs_paper: str | Path | None = None) -> pd.DataFrame:
+    """Write a separation table (HFRA Table 1 layout) from evaluation summaries and per-mixture scores (for the
+    means over the mixtures every row scored), and the paper beside it."""
     t = p.tables[name]
     labels = [p.method_label(m) for m in t["methods"]]
-    df = tables.separation_table([Path(s) for s in summaries], labels)
+    df = tables.separation_table([Path(s) for s in summaries], labels, [Path(f) for f in per_mixture])
     write_csv(df, out_csv)
     if out_vs_paper is not None:
         write_csv(tables.separation_vs_paper(df, list(t["methods"]), name), out_vs_paper)
