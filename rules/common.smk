@@ -49,7 +49,9 @@ def raw_manifest(wildcards):
 
 def clip_cache(dataset, split):
     """The cached CLIP image embeddings of a dataset split (array + index)."""
-    return {f"clip_{split}_npy": f"data/{dataset}/embed/clip_{split}.npy", f"clip_{split}_idx": f"data/{dataset}/embed/clip_{split}.parquet"}
+    base = f"data/{dataset}/embed/clip_{split}"
+    # the .json beside the array is the cache's metadata (its encoder weights label, read for the tables)
+    return {f"clip_{split}_npy": f"{base}.npy", f"clip_{split}_idx": f"{base}.parquet", f"clip_{split}_meta": f"{base}.json"}
 
 
 def train_inputs(w):
@@ -61,7 +63,8 @@ def train_inputs(w):
     else:  # a local ResNet-18 weights file it starts from
         ins["visual_weights"] = local_weights(m["visual_weights"])
     if m["align_lambda"] > 0:
-        ins.update(clap_npy=f"data/{w.dataset}/embed/clap_mixtures.npy", clap_idx=f"data/{w.dataset}/embed/clap_mixtures.parquet")
+        ins.update(clap_npy=f"data/{w.dataset}/embed/clap_mixtures.npy", clap_idx=f"data/{w.dataset}/embed/clap_mixtures.parquet",
+                   clap_meta=f"data/{w.dataset}/embed/clap_mixtures.json")
     return ins
 
 

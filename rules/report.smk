@@ -30,6 +30,7 @@ rule probe_table:
         checkpoints=table_checkpoints("table4") if "table4" in config["tables"] else [],
         clap_npy=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.npy",
         clap_idx=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.parquet",
+        clap_meta=lambda w: f"data/{config['tables']['table4']['dataset']}/embed/clap_clips.json",
         code=code("probe_table"),
     output:
         table=report("results/table4.csv", caption="../report/probe_table.rst", category="HFRA", labels={"table": "table4"}),
@@ -52,6 +53,7 @@ rule gap_table:
         checkpoints=table_checkpoints("table5") if "table5" in config["tables"] else [],
         clip_npy=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.npy",
         clip_idx=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.parquet",
+        clip_meta=lambda w: f"data/{config['tables']['table5']['dataset']}/embed/clip_test.json",
         code=code("gap_table"),
     output:
         table=report("results/table5.csv", caption="../report/gap_table.rst", category="HFRA", labels={"table": "table5"}),
