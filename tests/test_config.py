@@ -103,5 +103,32 @@ def test_snakemake_names_where_a_bad_value_came_from(tmp_path, args, message):
 def test_snakemake_accepts_a_nested_command_line_value(tmp_path):
     copy_workflow(tmp_path)
     write_params(tmp_path, default_params())
-    res = snakemake(tmp_path, "-n", "results/table1.csv", "--config", "audio={'hop': 512}")
+    res = snakemake(tmp_path, "-n", "results/table1.csv", "--config", "mixing={'test_mixtures': 24}")
     assert res.returncode == 0, (res.stdout + res.stderr)[-2000:]
+
+
+def test_a_larger_spectrogram_with_the_demo_depth_is_refused_not_a_4x4_bottleneck():
+    raw = default_params()
+    raw["audio"]["warp_bins"] = 256  # the papers' 256 rows, but the demo's 6 levels: 256 / 64 = 4
+    with pytest.raises(ConfigError, match=r"models\.sop: audio\.warp_bins = 256 halved num_downs = 6 times leaves a "
+                                          r"4-wide bottleneck.*use num_downs = 7"):
+        Params(raw)
+    raw["model_defaults"]["num_downs"] = 7
+    raw["audio"]["clip_samples"] = 65535  # 256 frames
+    assert Params(raw).models["hfra"].separator.unet.num_downs == 7
+
+
+def test_hfra_loss_and_alignment_head_switches():
+    raw = default_params()
+    p = Params(raw)
+    assert p.models["hfra_align"].separator.sep_loss == "bce" and p.models["hfra_align"].separator.align_head == "linear"
+    raw["model_defaults"].update(sep_loss="l1_spec", align_head="none")
+    with pytest.raises(ConfigError, match=r"models\.late_align\.align_head=none aligns the U-Net bottleneck itself "
+                                          r"\(8 x ngf = 64 channels\) to the 512-d CLAP embedding: set ngf=64"):
+        Params(raw)
+    raw["model_defaults"]["ngf"] = 64
+    sep = Params(raw).models["hfra_align"].separator
+    assert (sep.sep_loss, sep.align_head) == ("l1_spec", "none")
+    raw["model_defaults"]["sep_loss"] = "l2"
+    with pytest.raises(ConfigError, match=r"model_defaults\.sep_loss"):
+        Params(raw)

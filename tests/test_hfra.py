@@ -2,6 +2,7 @@
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -184,3 +185,31 @@ def test_per_class_sdr_averages_every_scored_source_of_each_label():
     )
     s = per_class_sdr(t, 2)
     assert s.to_dict() == {"flute": 1.0, "tuba": 4.0, "violin": 2.0}
+
+
+def test_l1_spectrogram_loss_is_eq4_on_ratio_masks():
+    from avsep.audio.mixing import SpectralBatch
+    from avsep.losses.separation import l1_spectrogram
+
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(2, 2, 8, 8, generator=g)
+    mix = src.sum(1, keepdim=True) + 1e-10
+    batch = SpectralBatch(mix_spec=torch.zeros(2, 8, 8, dtype=torch.complex64), log_mag=mix.log(), gt_masks=(src > mix / 2).float(),
+                          weight=torch.ones_like(mix), mix_mag=mix, src_mag=src)
+    exact = torch.logit((src / mix).clamp(1e-6, 1 - 1e-6))
+    assert l1_spectrogram(exact, batch).item() == pytest.approx(0.0, abs=1e-4)
+    off = exact + 0.5
+    expected = ((torch.sigmoid(off) * mix - src).abs().mean(dim=(-2, -1)).sum(1)).mean()
+    assert l1_spectrogram(off, batch).item() == pytest.approx(expected.item()) and expected > 0.01
+
+
+def test_alignment_head_none_aligns_the_bottleneck_itself():
+    cfg = SeparatorConfig(fusion="late", k=4, align_dim=16, align_head="none", unet=UNetConfig(ngf=2, num_downs=5),
+                          visual=VisualConfig(kind="embedding", embedding_dim=8))
+    net = AVSeparator(cfg)
+    assert net.align_proj is None
+    z = torch.randn(3, 16)
+    assert torch.equal(net.aligned(z), z)
+    assert AVSeparator(replace(cfg, align_head="linear")).align_proj is not None
+    with pytest.raises(ValueError, match=r"align_head=none aligns the U-Net bottleneck itself, but it has 16 channels"):
+        AVSeparator(replace(cfg, align_dim=512))

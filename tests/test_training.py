@@ -69,6 +69,19 @@ def test_training_reduces_the_loss(micro, tmp_path):
     assert loss[-2:].mean() < loss[0]
 
 
+def test_eq4_loss_trains_and_is_saved_with_the_model(micro, tmp_path):
+    from dataclasses import replace
+
+    p, manifest = micro
+    sep = replace(p.models["sop"].separator, sep_loss="l1_spec")
+    cfg = replace(p.train, steps=30, lr=3e-3, lr_milestones=(), log_every=5, checkpoint_every=1000, batch_size=4)
+    ck = fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path, meta={"model": "sop"})
+    loss = pd.read_csv(tmp_path / "train_log.csv")["loss"].to_numpy()
+    assert loss[-2:].mean() < loss[0]
+    model, _ = checkpoint.load_separator(ck)
+    assert model.cfg.sep_loss == "l1_spec"
+
+
 def test_separation_outside_the_workflow(micro, tmp_path):
     p, manifest = micro
     ck = fit(HFRATask(p.models["sop"].separator, _data(p, manifest)), p.train, tmp_path, meta={"model": "sop", "label": "x"})

@@ -26,6 +26,8 @@ class SpectralBatch:
     log_mag: torch.Tensor  # (B, 1, W, T) log warped mixture magnitude (network input)
     gt_masks: torch.Tensor  # (B, N, W, T) binary masks in the warped domain
     weight: torch.Tensor  # (B, 1, W, T) BCE weights
+    mix_mag: torch.Tensor  # (B, 1, W, T) warped mixture magnitude (+ 1e-10)
+    src_mag: torch.Tensor  # (B, N, W, T) warped source magnitudes
 
 
 def spectral_batch(sources: torch.Tensor, mixture: torch.Tensor, cfg: FrontendConfig) -> SpectralBatch:
@@ -39,4 +41,5 @@ def spectral_batch(sources: torch.Tensor, mixture: torch.Tensor, cfg: FrontendCo
     mix_w = warp(mix_spec.abs().unsqueeze(1), cfg) + 1e-10
     src_w = warp(stft(sources, cfg).abs().flatten(0, 1).unsqueeze(1), cfg).view(b, n, *mix_w.shape[-2:])
     gt = (src_w > 0.5 * mix_w).float()
-    return SpectralBatch(mix_spec=mix_spec, log_mag=torch.log(mix_w), gt_masks=gt, weight=mask_weight(mix_w))
+    return SpectralBatch(mix_spec=mix_spec, log_mag=torch.log(mix_w), gt_masks=gt, weight=mask_weight(mix_w),
+                         mix_mag=mix_w, src_mag=src_w)

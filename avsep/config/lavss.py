@@ -127,13 +127,14 @@ def lavss_params(p: Params) -> LAVSSParams:
     pre = {name: _arch(defaults, {**e, "position": False, "ipd": False}, f"lavss.pretrain.models.{name}")
            for name, e in raw["pretrain"]["models"].items()}  # mono: no IPD, no position
     for name, arch in pre.items():
-        check_sides({**p.raw["audio"], **raw.get("audio", {})}, arch.num_downs, f"lavss.pretrain.models.{name}", "lavss.audio")
+        check_sides({**p.raw["audio"], **raw.get("audio", {})}, arch.num_downs, f"lavss.pretrain.models.{name}", "lavss.audio",
+                    two_by_two=False)
     variants = {}
     for name, e in raw["models"].items():
         arch = _arch(defaults, e, f"lavss.models.{name}")
         variants[name] = Variant(name=name, label=e["label"], arch=arch, pretrain=e.get("pretrain"),
                                  finetune=bool(e.get("finetune", True)))
-        check_sides({**p.raw["audio"], **raw.get("audio", {})}, arch.num_downs, f"lavss.models.{name}", "lavss.audio")
+        check_sides({**p.raw["audio"], **raw.get("audio", {})}, arch.num_downs, f"lavss.models.{name}", "lavss.audio", two_by_two=False)
         if not variants[name].finetune and arch != pre[e["pretrain"]]:
             raise ConfigError(f"params.yaml: lavss.models.{name} is a `*` row (the pre-trained model as is) but its "
                               f"architecture differs from lavss.pretrain.models.{e['pretrain']}")

@@ -68,15 +68,23 @@ def method_labels(params: dict[str, Any], methods: list[str]) -> list[str]:
     return [entries[m]["label"] for m in methods]
 
 
-def check_sides(audio: dict[str, Any], num_downs: int, where: str, section: str = "audio") -> None:
+def check_sides(audio: dict[str, Any], num_downs: int, where: str, section: str = "audio",
+                two_by_two: bool = True) -> None:
     """The spectrogram sides (``warp_bins`` rows, ``clip_samples // hop + 1`` frames) of an ``audio`` section
-    must halve ``num_downs`` times in a U-Net (HFRA's and LAVSS's)."""
+    must halve ``num_downs`` times in a U-Net (HFRA's and LAVSS's); with ``two_by_two`` (HFRA) down to exactly the
+    papers' 2 x 2 bottleneck, so a larger spectrogram with the demo's depth is refused instead of silently
+    giving a 4 x 4 one."""
     sides = {f"{section}.warp_bins": audio["warp_bins"],
              f"{section}.clip_samples // {section}.hop + 1": audio["clip_samples"] // audio["hop"] + 1}
     for key, side in sides.items():
         if side % 2**num_downs:
             raise ConfigError(f"params.yaml: {where}: {key} = {side} is not a multiple of 2^num_downs = {2**num_downs} "
                               "(the U-Net halves the spectrogram num_downs times)")
+        if two_by_two and side // 2**num_downs != 2:
+            fit = (side // 2).bit_length() - 1
+            raise ConfigError(f"params.yaml: {where}: {key} = {side} halved num_downs = {num_downs} times leaves a "
+                              f"{side // 2**num_downs}-wide bottleneck; the papers' U-Net ends at 2 x 2 (256 -> 2 with 7 "
+                              f"levels): use num_downs = {fit} for this side")
 
 
 def check_milestones(t: dict[str, Any], where: str) -> None:
@@ -238,12 +246,18 @@ class Params:
     def _variant(self, name: str, v: dict[str, Any]) -> ModelVariant:
         d = model_entry(self.raw, name)
         frames = d["visual"] == "frames"
+        if d["align_lambda"] > 0 and d.get("align_head", "linear") == "none" and 8 * d["ngf"] != CLAP_DIM:
+            raise ConfigError(f"params.yaml: models.{name}.align_head=none aligns the U-Net bottleneck itself (8 x ngf = "
+                              f"{8 * d['ngf']} channels) to the {CLAP_DIM}-d CLAP embedding: set ngf={CLAP_DIM // 8} or "
+                              "align_head=linear")
         sep = SeparatorConfig(
             fusion=d["fusion"],
             k=d["k"],
             # Sound-of-Pixels frame heads tile the k-channel visual vector; CLIP variants use middle_dim.
             middle_dim=d["k"] if frames and d["fusion"] == "middle" else d["middle_dim"],
             align_dim=CLAP_DIM if d["align_lambda"] > 0 else 0,
+            align_head=d.get("align_head", "linear"),
+            sep_loss=d.get("sep_loss", "bce"),
             unet=UNetConfig(ngf=d["ngf"], num_downs=d.get("num_downs", 7)),
             visual=VisualConfig(
                 kind=d["visual"], width=d["visual_width"], frame_size=d["frame_size"], n_frames=d["n_frames"],

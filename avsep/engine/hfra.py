@@ -14,7 +14,7 @@ from avsep.data.inputs import ClapTargets, VisualInputs
 from avsep.data.mixtures import MixSpec
 from avsep.data.store import ClipStore, load_audio
 from avsep.losses.alignment import alignment_loss
-from avsep.losses.separation import weighted_bce
+from avsep.losses.separation import SEPARATION_LOSSES
 from avsep.models.hfra.config import SeparatorConfig
 from avsep.models.hfra.separator import AVSeparator
 from avsep.models.hfra.visual import load_resnet18_weights
@@ -53,13 +53,13 @@ def train_step(
     sources, mixture = mix_sources(audio[:, :, 0].to(dev), gains.to(dev))
     batch = spectral_batch(sources, mixture, data.frontend)
     out = model(batch.log_mag, visual)
-    sep = weighted_bce(out["logits"], batch)
+    net = model.module if isinstance(model, DDP) else model
+    sep = SEPARATION_LOSSES[net.cfg.sep_loss](out["logits"], batch)
     if align_lambda <= 0:
         return sep, {"sep": sep.item()}
     if data.clap is None:
         raise ValueError("align_lambda > 0 needs the cached CLAP embeddings of the training mixtures")
     target = data.clap(data.sampler.keys(step, batch_size, rank_offset)).to(dev)
-    net = model.module if isinstance(model, DDP) else model
     align = alignment_loss(net.aligned(out["bottleneck"]), target)
     return sep + align_lambda * align, {"sep": sep.item(), "align": align.item()}
 

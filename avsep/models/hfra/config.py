@@ -15,6 +15,8 @@ class UNetConfig:
 
 FUSIONS = ("late", "middle", "hierarchical")
 VISUAL_KINDS = ("frames", "embedding")
+SEP_LOSSES = ("bce", "l1_spec")  # Sound-of-Pixels/CLIPSep (and HFRA's code) | HFRA eq. 4
+ALIGN_HEADS = ("linear", "none")  # a learned W to the CLAP dimension | z_a itself (HFRA eq. 6)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class SeparatorConfig:
     fusion: str = "late"
     k: int = 32  # late-fusion channels
     middle_dim: int = 32  # channels tiled at the bottleneck (middle: 32, hierarchical: 512)
-    align_dim: int = 0  # > 0: a Linear head from the bottleneck to this (CLAP) dimension, for alignment
+    align_dim: int = 0  # > 0: alignment to an embedding of this (CLAP) dimension
+    align_head: str = "linear"  # linear: a Linear W from the bottleneck to align_dim | none: the bottleneck itself
+    sep_loss: str = "bce"  # bce: weighted BCE on binary masks | l1_spec: L1 of masked vs true spectrograms (eq. 4)
     unet: UNetConfig = field(default_factory=UNetConfig)
     visual: VisualConfig = field(default_factory=VisualConfig)
 

@@ -13,8 +13,10 @@ Linear + sigmoid projections. Each source's mask depends on that source's visual
 are folded into the batch dimension, never mixed.
 
 With ``align_dim > 0`` the separator also owns the projection of HFRA's audio representation alignment
-(eq. 6-8): a Linear layer from the mean-pooled U-Net bottleneck (the encoder output, before any visual
-concat) to the dimension of the CLAP embedding it is aligned to (:func:`avsep.losses.alignment.alignment_loss`).
+(eq. 6-8): with ``align_head="linear"`` a Linear layer from the mean-pooled U-Net bottleneck (the encoder
+output, before any visual concat) to the dimension of the CLAP embedding it is aligned to
+(:func:`avsep.losses.alignment.alignment_loss`); with ``align_head="none"`` (eq. 6 as written) the pooled
+bottleneck itself, which then must have that dimension (8 x ngf = 512 at the papers' width).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avsep.models.hfra.config import FUSIONS, VISUAL_KINDS, SeparatorConfig, UNetConfig
+from avsep.models.hfra.config import ALIGN_HEADS, FUSIONS, SEP_LOSSES, VISUAL_KINDS, SeparatorConfig, UNetConfig
 from avsep.models.hfra.unet import UNet
 from avsep.models.hfra.visual import FrameEncoder
 
@@ -65,7 +67,15 @@ class AVSeparator(nn.Module):
             self.scale = nn.Parameter(torch.ones(cfg.k))
             self.bias = nn.Parameter(torch.zeros(1))
         # Alignment head: the bottleneck has the innermost encoder width (ngf * 8 for U-Net7).
-        self.align_proj = nn.Linear(self.unet.bottleneck_dim, cfg.align_dim) if cfg.align_dim > 0 else None
+        if cfg.align_head not in ALIGN_HEADS:
+            raise ValueError(f"unknown align_head {cfg.align_head!r}; expected one of {ALIGN_HEADS}")
+        if cfg.sep_loss not in SEP_LOSSES:
+            raise ValueError(f"unknown sep_loss {cfg.sep_loss!r}; expected one of {SEP_LOSSES}")
+        if cfg.align_dim > 0 and cfg.align_head == "none" and self.unet.bottleneck_dim != cfg.align_dim:
+            raise ValueError(f"align_head=none aligns the U-Net bottleneck itself, but it has {self.unet.bottleneck_dim} "
+                             f"channels (8 x ngf) and the target {cfg.align_dim}: use ngf={cfg.align_dim // 8} or align_head=linear")
+        self.align_proj = (nn.Linear(self.unet.bottleneck_dim, cfg.align_dim)
+                           if cfg.align_dim > 0 and cfg.align_head == "linear" else None)
 
     # -- visual -----------------------------------------------------------------------------------
     def visual_vectors(self, visual: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
