@@ -486,3 +486,13 @@ def test_position_and_ipd_oracle_separates_two_sources_by_their_sides(tiny_datas
     table = oracle_table(data, make_mixture_list(man, data.boxes, "different", 2, 3, _crop(), 0.3))
     assert list(table["oracle"]) == list(ORACLES) and (table["mixtures"] == 2).all()
     assert table.set_index("oracle").loc["ipd_template", "sdr"] > table.set_index("oracle").loc["mixture", "sdr"]
+
+
+def test_paper_rows_follow_the_backbone():
+    from avsep.reporting.lavss_tables import PAPER_TABLE1, paper_method
+
+    lp = Params(default_params()).lavss
+    assert paper_method(lp, "sep_all") == "LAVSS" and PAPER_TABLE1["LAVSS"][0] == 5.89  # 2.5D-sep, every module
+    assert paper_method(lp, "lavss") == "LAVSS (SoP backbone)" and PAPER_TABLE1["LAVSS (SoP backbone)"][0] == 5.32
+    assert paper_method(lp, "sop_ear") == "SoP" and paper_method(lp, "sep25d_ear") == "2.5D-sep"
+    assert paper_method(lp, "sop_pos") is None
