@@ -131,8 +131,7 @@ def lavss_checkpoint(method):
 def lavss_train_inputs(variant):
     """Inputs of a training job: the clips, the boxes and (if it starts from one) the pre-trained model."""
     lv = config["lavss"]
-    ins = {"manifest": f"data/{lv['dataset']}/extract/manifest.parquet",
-            "boxes": box_inputs(lv["boxes"], lv["dataset"])}
+    ins = {"manifest": f"data/{lv['dataset']}/extract/manifest.parquet", "boxes": box_inputs(lv["boxes"], lv["dataset"])}
     pre = lv["models"][variant].get("pretrain")
     if pre is not None:
         ins["init"] = f"models/{lv['pretrain_dataset']}/lavss_pretrain/{pre}/checkpoint.pt"
@@ -145,7 +144,8 @@ def lavss_eval_inputs(method):
     return {} if method == MIX_GT else {"checkpoint": lavss_checkpoint(method)}
 
 
-def lavss_eval_files(kind, methods, ext: str = "json"):
+def lavss_eval_files(kind, methods, ext="json"):
+    """The evaluation outputs (summary .json or per-mixture .parquet) of ``methods`` on one test list."""
     return [f"results/lavss_eval/{config['lavss']['dataset']}/{kind}/{m}.{ext}" for m in methods]
 
 
