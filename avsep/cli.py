@@ -1,25 +1,96 @@
-"""Command line: ``python -m avsep.cli <command>`` (the workflow calls the same stage functions).
+"""The ``avsep`` command (also ``python -m avsep.cli``); the workflow calls the same stage functions.
 
-* ``train``: train one variant (what ``rule train`` runs; ``torchrun`` starts it once per process for
+* ``avsep info CKPT``: what a checkpoint is: the model family and variant, the dataset it was trained on, the
+  weights of its encoders, its training steps and loss, and the scores of its evaluation when the DAG wrote one.
+* ``avsep train``: train one variant (what ``rule train`` runs; ``torchrun`` starts it once per process for
   distributed training).
-* ``lavss-oracles``: SDR of oracle masks from position + IPD on the LAVSS test lists
+* ``avsep lavss-oracles``: SDR of oracle masks from position + IPD on the LAVSS test lists
   (:mod:`avsep.evaluation.oracles`): how much the binaural cues allow a location-guided model at all.
+
+Bad input (a missing or foreign file) is one line on stderr naming the file and the problem, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 
 def _pair(values: Sequence[str] | None) -> tuple[str, str] | None:
     return (values[0], values[1]) if values else None
 
 
+def checkpoint_info(path: str | Path, root: str | Path | None = None) -> list[str]:
+    """Lines describing the checkpoint at ``path`` (see ``avsep info``); ``root`` is the DAG's working directory
+    whose ``results/`` hold its evaluation (default: the directory above ``models/`` in the path)."""
+    from avsep.engine import checkpoint
+
+    path = Path(path)
+    try:
+        ck = checkpoint.load(path)
+    except RuntimeError as e:  # torch's refusal is a page of text: its first sentence is the reason
+        reason = str(e.__cause__ or e).strip().split(". ")[0].splitlines()[0]
+        raise ValueError(f"{path}: not a readable checkpoint ({reason})") from None
+    if not isinstance(ck, dict) or not {"model", "config", "meta"} <= set(ck):
+        raise ValueError(f"{path}: not an avsep model checkpoint (no model/config/meta): a resume state.pt or "
+                         "another program's file?")
+    cfg, meta = ck["config"], ck["meta"]
+    family = "LAVSS (binaural)" if "backbone" in cfg else "HFRA family (mono mask separator)"
+    train = meta.get("train", {})
+    lines = [
+        f"checkpoint: {path}",
+        f"family: {family}",
+        f"variant: {meta.get('model', '?')}" + (f" ({meta['label']})" if meta.get("label") else ""),
+        f"dataset: {meta.get('dataset', '?')}",
+    ]
+    if "backbone" in cfg:
+        lines.append(f"architecture: backbone {cfg['backbone']}, visual {cfg['visual']}, position {cfg['position']}, "
+                     f"ipd {cfg['ipd']} ({'+'.join(cfg.get('ipd_features', []))})")
+        lines.append(f"weights: {meta.get('weights', '?')}; transferred from pre-training: "
+                     f"{', '.join(meta.get('transferred', [])) or 'nothing'}")
+    else:
+        v = cfg["visual"]
+        lines.append(f"architecture: {cfg['fusion']} fusion, U-Net ngf {cfg['unet']['ngf']} x {cfg['unet']['num_downs']} "
+                     f"levels, visual {v['kind']}, loss {cfg.get('sep_loss', 'bce')}")
+        lines.append(f"visual weights: {meta.get('visual_weights', '?')}")
+        if meta.get("align_lambda", 0):
+            lines.append(f"alignment: lambda {meta['align_lambda']}, target {meta.get('clap_weights', '?')}")
+    lines.append(f"training: {train.get('steps', '?')} steps of batch {train.get('batch_size', '?')}, lr {train.get('lr', '?')}, "
+                 f"seed {train.get('seed', '?')}; final loss {meta.get('final_loss', float('nan')):.4f}")
+    lines += _evaluations(path, cfg, meta, root)
+    return lines
+
+
+def _evaluations(path: Path, cfg: dict[str, Any], meta: dict[str, Any], root: str | Path | None) -> list[str]:
+    parts = path.resolve().parts
+    if root is None and "models" in parts:
+        root = Path(*parts[: len(parts) - 1 - parts[::-1].index("models")])
+    if root is None:
+        return []
+    name, dataset = meta.get("model", path.parent.name), meta.get("dataset", "")
+    base = Path(root) / "results"
+    found = ([base / "lavss_eval" / dataset / kind / f"{name}.json" for kind in ("different", "same_type")]
+             if "backbone" in cfg else [base / "eval" / dataset / f"{name}.json"])
+    lines = []
+    for f in found:
+        if f.is_file():
+            s = json.loads(f.read_text())
+            scores = ", ".join(f"{k.upper()} {s[k]:.2f}" for k in ("sdr", "sir", "sar") if s.get(k) is not None)
+            lines.append(f"evaluation ({f.relative_to(root)}): {scores} dB on {s.get('n_scored', '?')} mixtures "
+                         f"({s.get('n_skipped', 0)} skipped)")
+    return lines or ["evaluation: none found under " + str(base)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m avsep.cli", description=__doc__)
+    ap = argparse.ArgumentParser(prog="avsep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("info", help="describe a trained checkpoint (family, variant, dataset, weights, scores)")
+    i.add_argument("checkpoint", help="a checkpoint.pt written by the DAG (models/<dataset>/<model>/checkpoint.pt)")
+    i.add_argument("--root", help="the DAG's working directory (default: the one above models/ in the path)")
     t = sub.add_parser("train", help="train one model variant on one dataset")
     t.add_argument("--params", default="params.yaml", help="params.yaml to read")
     t.add_argument("--dataset", required=True)
@@ -34,8 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     o.add_argument("--root", default=".", help="the DAG's working directory")
     args = ap.parse_args(argv)
 
+    if args.command == "info":
+        try:
+            print("\n".join(checkpoint_info(args.checkpoint, args.root)))
+        except (FileNotFoundError, RuntimeError, ValueError, KeyError) as e:
+            print(f"avsep info: {e}", file=sys.stderr)
+            return 2
+        return 0
+
     from avsep.config.params import load_params
-    from avsep.stages import train
 
     p = load_params(args.params)
     if args.command == "lavss-oracles":
@@ -43,9 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(run_oracles(p, root=args.root).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.command == "train":
+        from avsep.stages import train
+
         clip = [_pair(args.clip)] if args.clip else None
         train.train(p, args.dataset, args.model, args.manifest, args.out, args.mixtures, clip, _pair(args.clap),
-                           launch=False)
+                    launch=False)
     return 0
 
 

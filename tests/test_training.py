@@ -116,3 +116,32 @@ def test_a_nan_model_output_fails_evaluation_naming_the_mixture(micro, tmp_path)
     store = ClipStore(manifest, 11025)
     with pytest.raises(FloatingPointError, match=r"mixture mix00000 \(clips .+\).*NaN or inf"):
         evaluate_model(net, store, table, FrameInputs(store, v.visual.frame_size), EvalConfig(batch_size=2), p.frontend)
+
+
+def test_avsep_info_describes_a_checkpoint_and_refuses_other_files(micro, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    p, manifest = micro
+    out = tmp_path / "models/synth-music/sop"
+    ck = fit(HFRATask(p.models["sop"].separator, _data(p, manifest)), p.train, out,
+             meta={"model": "sop", "label": "Sound-of-Pixels", "dataset": "synth-music", "visual_weights": "random-init"})
+    (tmp_path / "results/eval/synth-music").mkdir(parents=True)
+    (tmp_path / "results/eval/synth-music/sop.json").write_text(json.dumps(
+        {"sdr": 1.25, "sir": 2.5, "sar": 9.0, "n_scored": 4, "n_skipped": 0}))
+    avsep = Path(sys.executable).parent / "avsep"  # the console script the package installs
+    res = subprocess.run([str(avsep), "info", str(ck)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "family: HFRA family" in res.stdout and "variant: sop (Sound-of-Pixels)" in res.stdout
+    assert "dataset: synth-music" in res.stdout and "visual weights: random-init" in res.stdout
+    assert f"training: {p.train.steps} steps of batch {p.train.batch_size}" in res.stdout
+    assert "evaluation (results/eval/synth-music/sop.json): SDR 1.25, SIR 2.50, SAR 9.00 dB on 4 mixtures" in res.stdout
+    for bad, why in ((tmp_path / "results/eval/synth-music/sop.json", "not a readable checkpoint"),
+                     (tmp_path / "missing.pt", "does not exist")):
+        res = subprocess.run([str(avsep), "info", str(bad)], capture_output=True, text=True)
+        assert res.returncode == 2 and why in res.stderr and str(bad) in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    helped = subprocess.run([str(avsep), "--help"], capture_output=True, text=True).stdout
+    assert all(cmd in helped for cmd in ("info", "train", "lavss-oracles"))
