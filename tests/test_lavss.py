@@ -30,9 +30,10 @@ from avsep.evaluation.binaural import evaluate_lavss
 from avsep.evaluation.metrics import evaluate_mixture
 from avsep.evaluation.oracles import ORACLES, expected_ipd, oracle_table, score_oracles
 from avsep.losses.binaural import gt_masks, lavss_gt_masks, loss_terms
+from avsep.models.hfra.unet import count_parameters
 from avsep.models.lavss.blocks import CMA, PositionNet, VPAttention
 from avsep.models.lavss.config import LAVSSConfig
-from avsep.models.lavss.network import LAVSSNet, count_parameters, transfer_pretrained
+from avsep.models.lavss.network import LAVSSNet, transfer_pretrained
 
 FE = FrontendConfig(sample_rate=11025, clip_samples=8191, n_fft=254, hop=64, warp_bins=128)  # 128 x 128 spectrograms
 TINY = {"ngf": 2, "k": 4, "visual_width": 2, "crop_size": 32, "image_size": 32, "d_model": 8, "pos_hidden": 8,

@@ -137,8 +137,3 @@ def load_boxes(kind: str, files: Sequence[str | Path], fps: float) -> BoxSource:
     if kind == "ground_truth":
         return BoxSource.ground_truth(paths[0], fps)
     raise ValueError(f"unknown box source {kind!r}; expected one of {BOX_KINDS}")
-
-
-def box_source(kind: str, dataset: str, fps: float, root: str | Path = ".") -> BoxSource:
-    """The configured boxes of ``dataset`` from their standard paths under ``root``."""
-    return load_boxes(kind, [Path(root) / f for f in box_inputs(kind, dataset)], fps)

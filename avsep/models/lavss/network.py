@@ -139,10 +139,6 @@ class LAVSSNet(nn.Module):
         return torch.einsum("bnekwt,bnk->bnewt", out, v.view(b, n, -1)) + self.bias
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg: LAVSSConfig) -> list[str]:
     """Copy a mono pre-trained model's weights into ``model`` (in place); returns the parts copied.
 
