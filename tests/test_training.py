@@ -145,3 +145,55 @@ def test_avsep_info_describes_a_checkpoint_and_refuses_other_files(micro, tmp_pa
         assert len(res.stderr.strip().splitlines()) == 1
     helped = subprocess.run([str(avsep), "--help"], capture_output=True, text=True).stdout
     assert all(cmd in helped for cmd in ("info", "train", "lavss-oracles"))
+
+
+def test_warmup_linear_schedule_is_logged_and_resumes(micro, tmp_path):
+    """HFRA's code schedule: linear warm-up, linear decay to lr_gamma x lr at decay_steps, then flat."""
+    from dataclasses import replace
+
+    from avsep.engine.trainer import lr_factor
+
+    p, manifest = micro
+    cfg = replace(p.train, steps=8, lr=1e-3, lr_milestones=(), lr_schedule="warmup_linear", warmup_steps=2,
+                  decay_steps=6, lr_gamma=0.1, log_every=1, checkpoint_every=3)
+    assert [round(lr_factor(s, cfg), 4) for s in range(8)] == [0.5, 1.0, 1.0, 0.775, 0.55, 0.325, 0.1, 0.1]
+    sep = p.models["sop"].separator
+    a = fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path / "a", meta={"model": "sop"})
+    lr = pd.read_csv(tmp_path / "a/train_log.csv")["lr"].to_numpy()  # the lr after each step
+    assert np.allclose(lr, [1e-3 * lr_factor(s, cfg) for s in range(1, 9)], rtol=1e-3)
+    fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path / "b", meta={"model": "sop"}, stop_after=3)
+    b = fit(HFRATask(sep, _data(p, manifest)), cfg, tmp_path / "b", meta={"model": "sop"})
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_lr_visual_trains_the_visual_encoder_at_its_own_rate(micro):
+    from dataclasses import replace
+
+    from avsep.engine.trainer import _optimizer
+    from avsep.models.hfra.separator import AVSeparator
+
+    p, _ = micro
+    model = AVSeparator(p.models["sop"].separator)
+    opt = _optimizer(model, replace(p.train, lr=1e-3, lr_visual=5e-5))
+    groups = {g["lr"]: g["params"] for g in opt.param_groups}
+    visual = {id(q) for q in model.frame_encoder.parameters()}
+    assert {id(q) for q in groups[5e-5]} == visual
+    assert not visual & {id(q) for q in groups[1e-3]}
+    assert sum(len(g) for g in groups.values()) == len(list(model.parameters()))
+    assert len(_optimizer(model, p.train).param_groups) == 1  # unset: one group, as before
+
+
+@pytest.mark.parametrize("train, match", [
+    ({"lr_schedule": "warmup_linear", "warmup_steps": 5, "lr_milestones": []}, r"train.lr_schedule=warmup_linear needs train.decay_steps"),
+    ({"lr_schedule": "warmup_linear", "warmup_steps": 5, "decay_steps": 4, "lr_milestones": []}, r"decay_steps above"),
+    ({"lr_schedule": "warmup_linear", "decay_steps": 4, "lr_milestones": [2]}, r"train.lr_milestones is for lr_schedule=step"),
+    ({"warmup_steps": 5}, r"train.warmup_steps/decay_steps apply to lr_schedule=warmup_linear only"),
+])
+def test_lr_schedule_errors_name_the_key(train, match):
+    from avsep.config.params import ConfigError
+
+    raw = micro_params()
+    raw["train"].update(train)
+    with pytest.raises(ConfigError, match=match):
+        Params(raw)

@@ -88,10 +88,21 @@ def check_sides(audio: dict[str, Any], num_downs: int, where: str, section: str 
 
 
 def check_milestones(t: dict[str, Any], where: str) -> None:
-    """The lr milestones of a training section fall inside its steps."""
+    """The lr schedule of a training section fits: milestones inside its steps (``step``), a warm-up that ends
+    before the decay does (``warmup_linear``)."""
     for s in t.get("lr_milestones", []):
         if s >= t["steps"]:
             raise ConfigError(f"params.yaml: {where}.lr_milestones has {s}, not below {where}.steps={t['steps']}")
+    if t.get("lr_schedule", "step") == "warmup_linear":
+        if t.get("lr_milestones"):
+            raise ConfigError(f"params.yaml: {where}.lr_milestones is for lr_schedule=step; {where}.lr_schedule="
+                              "warmup_linear decays linearly to lr_gamma x lr at decay_steps")
+        w, d = int(t.get("warmup_steps", 0)), t.get("decay_steps")
+        if d is None or w >= int(d):
+            raise ConfigError(f"params.yaml: {where}.lr_schedule=warmup_linear needs {where}.decay_steps above "
+                              f"{where}.warmup_steps={w}, got {d}")
+    elif "warmup_steps" in t or "decay_steps" in t:
+        raise ConfigError(f"params.yaml: {where}.warmup_steps/decay_steps apply to lr_schedule=warmup_linear only")
 
 
 def train_config(t: dict[str, Any], seed: int, threads: int, cls: type[TrainConfig] = TrainConfig,
@@ -101,7 +112,9 @@ def train_config(t: dict[str, Any], seed: int, threads: int, cls: type[TrainConf
         steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
         lr_milestones=tuple(int(s) for s in t.get("lr_milestones", [])), lr_gamma=float(t.get("lr_gamma", 0.1)),
         grad_clip=float(t.get("grad_clip", 5.0)), checkpoint_every=int(t["checkpoint_every"]),
-        log_every=int(t["log_every"]), seed=seed, threads=threads, **extra,
+        log_every=int(t["log_every"]), seed=seed, threads=threads, lr_schedule=str(t.get("lr_schedule", "step")),
+        warmup_steps=int(t.get("warmup_steps", 0)), decay_steps=int(t.get("decay_steps", 0)),
+        lr_visual=None if t.get("lr_visual") is None else float(t["lr_visual"]), **extra,
     )
 
 
@@ -150,7 +163,7 @@ def check_references(params: dict[str, Any]) -> None:
 @dataclass(frozen=True)
 class DatasetConfig:
     """One entry of ``datasets:``. Synthetic datasets use ``classes``/``clips_per_class``; real ones
-    (``source`` music, music21, vggsound, fairplay, local) the rest (see params/real.yaml)."""
+    (``source`` music, music21, vggsound, fairplay, local) the rest (see params/paper.yaml)."""
 
     name: str
     source: str
@@ -165,6 +178,7 @@ class DatasetConfig:
     archives: dict[str, str] = field(default_factory=dict)
     fold: int = 1
     audio_rate: int | None = None
+    extract_rate: int | None = None  # None: audio.sample_rate
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", tuple(self.metadata))
@@ -276,6 +290,11 @@ class Params:
     def crop(self, n_frames: int) -> Crop:
         """Crop geometry of a source: the front-end clip length and rate, the frame rate, ``n_frames``."""
         return Crop(self.frontend.clip_samples, self.frontend.sample_rate, self.fps, n_frames)
+
+    def extract_rate(self, name: str) -> int:
+        """The rate the extract stage writes ``name``'s audio at (``datasets.<name>.extract_rate``, else the
+        front-end's); a family reading it at another rate resamples (:class:`avsep.data.store.ClipStore`)."""
+        return self.dataset(name).extract_rate or self.frontend.sample_rate
 
     def dataset(self, name: str) -> DatasetConfig:
         try:

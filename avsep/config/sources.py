@@ -28,10 +28,10 @@ def typed(value: Any) -> Any:
     return value
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> None:
+def merge(base: dict[str, Any], update: Mapping[str, Any]) -> None:
     for k, v in update.items():
         if isinstance(v, Mapping) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
+            merge(base[k], v)
         else:
             base[k] = v
 
@@ -39,7 +39,7 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> None:
 def apply_command_line(config: dict[str, Any], command_line: Mapping[str, Any] | None) -> None:
     """Merge the typed ``--config`` values into ``config`` (in place; Snakemake merged them as strings)."""
     if command_line:
-        _merge(config, typed(dict(command_line)))
+        merge(config, typed(dict(command_line)))
 
 
 def _sets(tree: Any, path: Sequence[Any]) -> bool:

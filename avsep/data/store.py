@@ -1,8 +1,16 @@
-"""Reading extracted clips: audio crops from wav files and frames from JPEG directories."""
+"""Reading extracted clips: audio crops from wav files and frames from JPEG directories.
+
+A store reads audio at one rate (its model family's front-end rate). A clip extracted at another rate
+(``datasets.<name>.extract_rate``: HFRA runs at 11,625 Hz, LAVSS at 11,025 Hz, and both read MUSIC) is
+resampled on read by :func:`resample_crop`, which gives the samples of the whole file resampled at once
+without reading more than the crop; :func:`clips_at_rate` expresses a manifest's lengths at the store's rate.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +18,9 @@ import pandas as pd
 import soundfile as sf
 import torch
 from PIL import Image
+from scipy.signal import resample_poly
 
+from avsep.core.io import read_manifest
 from avsep.data.mixtures import MixSpec
 
 
@@ -32,16 +42,19 @@ class ClipStore:
             raise KeyError(f"clip {clip!r} is not an extracted (ok) clip of {self.root}/manifest.parquet") from None
 
     def audio(self, clip: str, start: int, length: int) -> np.ndarray:
-        """(channels, length) float32 crop; raises naming the file if it is short or at another rate."""
+        """(channels, length) float32 crop at the store's rate (``start``, ``length`` in its samples); a file at
+        another rate is resampled (:func:`resample_crop`). Raises naming the file if the crop runs past its end."""
         path = self.root / str(self._row(clip)["audio"])
         with sf.SoundFile(path) as f:
             if f.samplerate != self.sample_rate:
-                raise ValueError(f"{path}: sample rate {f.samplerate} Hz, expected {self.sample_rate} Hz")
-            f.seek(start)
-            data = f.read(length, dtype="float32", always_2d=True)
-        if data.shape[0] < length:
-            raise ValueError(f"{path}: crop [{start}, {start + length}) runs past the end ({start + data.shape[0]})")
-        x = data.T
+                x = resample_crop(f, start, length, self.sample_rate)
+                got = x.shape[1]
+            else:
+                f.seek(start)
+                data = f.read(length, dtype="float32", always_2d=True)
+                x, got = data.T, data.shape[0]
+        if got < length:
+            raise ValueError(f"{path}: crop [{start}, {start + length}) runs past the end ({start + got})")
         if x.shape[0] != self.channels:
             raise ValueError(f"{path}: {x.shape[0]} channel(s), expected {self.channels}")
         return np.ascontiguousarray(x)
@@ -50,6 +63,56 @@ class ClipStore:
         """Frame ``index`` (0-based) of ``clip`` resized to size x size, float32 (3, size, size) in [0, 1]."""
         folder = self.root / str(self._row(clip)["frames"])
         return _load_frame(str(folder / f"{index + 1:06d}.jpg"), size)
+
+
+#: Input samples read on each side of a resampled crop: more than resample_poly's filter half-length
+#: (10 x max(up, down) / up input samples), so the crop equals the same samples of the whole file resampled.
+RESAMPLE_PAD = 64
+
+
+def resample_crop(f: sf.SoundFile, start: int, length: int, rate: int) -> np.ndarray:
+    """Samples ``[start, start + length)`` at ``rate`` of the open sound file ``f`` (at another rate), float32
+    (channels, n) with n < ``length`` only where the file ends.
+
+    Output sample ``n`` lies at input position ``n * down / up`` (``up / down = rate / f.samplerate``); the read
+    starts at a multiple of ``down`` so that the crop's samples are exactly the whole file's, resampled by
+    ``scipy.signal.resample_poly``, away from the file's own ends.
+    """
+    ratio = Fraction(rate, f.samplerate)
+    up, down = ratio.numerator, ratio.denominator
+    n_out = math.ceil(f.frames * up / down)  # samples of the whole file resampled
+    length = max(0, min(length, n_out - start))
+    first = max(0, (start * down // up - RESAMPLE_PAD) // down * down)
+    last = min(f.frames, math.ceil((start + length) * down / up) + RESAMPLE_PAD)
+    f.seek(first)
+    data = f.read(last - first, dtype="float64", always_2d=True)
+    if last == f.frames:  # the file's own end, zero beyond it (as resampling the whole file)
+        data = np.concatenate([data, np.zeros((RESAMPLE_PAD, data.shape[1]))])
+    y = resample_poly(data, up, down, axis=0)
+    offset = start - first * up // down
+    return np.ascontiguousarray(y[offset:offset + length].T, dtype=np.float32)
+
+
+def clips_at_rate(manifest: pd.DataFrame, rate: int) -> pd.DataFrame:
+    """The manifest with each clip's ``n_samples`` at ``rate`` (as :meth:`ClipStore.audio` reads it) and
+    ``sample_rate`` set to it; unchanged rows where the clip already is at ``rate``."""
+    if "sample_rate" not in manifest.columns:
+        return manifest
+    src = pd.to_numeric(manifest["sample_rate"], errors="coerce")
+    other = src.notna() & (src != rate)
+    if not other.any():
+        return manifest
+    out = manifest.copy()
+    n = out.loc[other, "n_samples"].astype("int64").to_numpy()
+    r = src[other].astype("int64").to_numpy()
+    out.loc[other, "n_samples"] = [math.ceil(int(a) * rate / int(b)) for a, b in zip(n, r)]
+    out.loc[other, "sample_rate"] = rate
+    return out
+
+
+def read_clips(manifest_path: str | Path, rate: int) -> pd.DataFrame:
+    """An extract manifest (:func:`avsep.core.io.read_manifest`) with its lengths at ``rate`` (:func:`clips_at_rate`)."""
+    return clips_at_rate(read_manifest(manifest_path), rate)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -33,7 +33,7 @@ from avsep.audio.mixing import mix_sources
 from avsep.core.io import atomic_path, read_manifest, write_json, write_parquet
 from avsep.core.progress import progress
 from avsep.data.mixtures import MixSpec, specs_from_train_table, usable_clips
-from avsep.data.store import ClipStore, load_audio
+from avsep.data.store import ClipStore, load_audio, read_clips
 
 CLIP_COLUMNS = ("clip", "label", "split", "frame", "time", "row")
 
@@ -204,7 +204,7 @@ def build_clap_caches(
         for j in range(num_sources):
             row[f"clip_{j}"], row[f"start_{j}"], row[f"gain_{j}"] = sp.clips[j], sp.starts[j], sp.gains[j]
         mix_rows.append(row)
-    m = read_manifest(manifest_path)
+    m = read_clips(manifest_path, sample_rate)
     clips = pd.concat([usable_clips(m, s, clip_samples) for s in sorted(m["split"].astype(str).unique())])
     clip_table = pd.DataFrame(
         {

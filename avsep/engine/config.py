@@ -10,8 +10,12 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-4
-    lr_milestones: tuple[int, ...] = ()  # steps at which the lr is multiplied by lr_gamma
+    lr_milestones: tuple[int, ...] = ()  # steps at which the lr is multiplied by lr_gamma (lr_schedule "step")
     lr_gamma: float = 0.1
+    lr_schedule: str = "step"  # step (milestones) | warmup_linear (CLIPSep's and HFRA's code)
+    warmup_steps: int = 0  # warmup_linear: the lr rises linearly to lr over these steps,
+    decay_steps: int = 0  # then falls linearly to lr_gamma x lr at this step and stays there
+    lr_visual: float | None = None  # lr of the model's visual encoder (VISUAL_MODULES); None: lr
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float = 5.0

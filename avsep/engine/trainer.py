@@ -22,13 +22,44 @@ from avsep.engine import checkpoint
 from avsep.engine.config import TrainConfig
 from avsep.engine.distributed import dist_context
 
+LR_SCHEDULES = ("step", "warmup_linear")
+
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Adam's parameter groups: with ``cfg.lr_visual`` the model's visual encoder (the modules its class names in
+    ``VISUAL_MODULES``, e.g. LAVSS's crop encoder; the papers' code trains it at a lower lr) is a group at that lr."""
+    prefixes = tuple(f"{m}." for m in getattr(model, "VISUAL_MODULES", ()))
+    if cfg.lr_visual is None or not prefixes:
+        return [{"params": list(model.parameters()), "lr": cfg.lr}]
+    named = list(model.named_parameters())
+    visual = [q for n, q in named if n.startswith(prefixes)]
+    rest = [q for n, q in named if not n.startswith(prefixes)]
+    return [g for g in ({"params": rest, "lr": cfg.lr}, {"params": visual, "lr": cfg.lr_visual}) if g["params"]]
+
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    if cfg.lr_visual is None:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
-def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.MultiStepLR:
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """The lr multiplier of ``warmup_linear`` after ``step`` optimizer steps: ``(step + 1) / warmup_steps`` while
+    warming up, then linear from 1 at ``warmup_steps`` to ``lr_gamma`` at ``decay_steps``, then ``lr_gamma``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if step >= cfg.decay_steps:
+        return cfg.lr_gamma
+    frac = (step - cfg.warmup_steps) / max(1, cfg.decay_steps - cfg.warmup_steps)
+    return 1.0 - (1.0 - cfg.lr_gamma) * frac
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.lr_schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
+    if cfg.lr_schedule == "warmup_linear":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; expected one of {LR_SCHEDULES}")
 
 
 class TrainTask(Protocol):
@@ -59,8 +90,9 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, meta: dict[str, 
         stop_after: int | None = None) -> Path:
     """Train ``task``'s model and write ``out_dir/checkpoint.pt`` (final) and ``out_dir/train_log.csv``.
 
-    The one training loop of every model: Adam with ``cfg``'s betas and weight decay, the lr multiplied by
-    ``lr_gamma`` at ``lr_milestones``, gradient clipping, a non-finite loss stops the run. A resume state
+    The one training loop of every model: Adam with ``cfg``'s betas and weight decay (and ``lr_visual`` for the
+    visual encoder, :func:`param_groups`), the lr multiplied by ``lr_gamma`` at ``lr_milestones`` or warmed up and
+    decayed linearly (``lr_schedule``, :func:`lr_factor`), gradient clipping, a non-finite loss stops the run. A resume state
     ``out_dir/state.pt`` is written every ``checkpoint_every`` steps; if it exists the run continues from it
     and ends with the same weights as an uninterrupted run. ``stop_after`` stops early after that many steps
     (for tests of resuming).

@@ -36,13 +36,16 @@ def synth(p: Params, dataset: str, out_manifest: str | Path) -> pd.DataFrame:
 
 
 def extract(p: Params, dataset: str, raw_manifest: str | Path, out_manifest: str | Path) -> pd.DataFrame:
-    """Audio at the front-end rate and frames at ``audio.fps`` for every clip that arrived."""
+    """Audio at the dataset's extract rate (default: the front-end's) and frames at ``audio.fps`` for every clip that
+    arrived; clips shorter than the front-end's clip length (at that rate) fail."""
     from avsep.data.prepare.decode import ExtractConfig
     from avsep.data.prepare.extract import extract_dataset
 
     d = p.dataset(dataset)
+    rate = p.extract_rate(dataset)
     cfg = ExtractConfig(
-        sample_rate=p.frontend.sample_rate, channels=d.channels, fps=p.fps, min_samples=p.frontend.clip_samples
+        sample_rate=rate, channels=d.channels, fps=p.fps,
+        min_samples=-(-p.frontend.clip_samples * rate // p.frontend.sample_rate),
     )
     df = extract_dataset(Path(raw_manifest), Path(out_manifest).parent, cfg, progress=True)
     print(f"extract {dataset}: {status_counts(df)}", flush=True)
@@ -67,4 +70,4 @@ def download(p: Params, dataset: str, clip_table: str | Path, out_manifest: str 
     """Fetch (YouTube) or import (FAIR-Play, local files) the clips into ``data/<name>/raw/``."""
     from avsep.data.prepare.sources import raw_clips
 
-    return raw_clips(p.dataset(dataset), clip_table, out_manifest, front_end_rate=p.frontend.sample_rate)
+    return raw_clips(p.dataset(dataset), clip_table, out_manifest, front_end_rate=p.extract_rate(dataset))

@@ -7,13 +7,14 @@ from pathlib import Path
 import pandas as pd
 
 from avsep.config.params import Params
-from avsep.core.io import read_manifest, write_parquet
+from avsep.core.io import write_parquet
 from avsep.data.mixtures import make_test_mixtures, make_train_mixtures
+from avsep.data.store import read_clips
 
 
 def test_mixtures(p: Params, dataset: str, manifest: str | Path, out: str | Path, n_frames: int) -> pd.DataFrame:
     """The fixed, seeded list of test mixtures every model of ``dataset`` is scored on."""
-    m = read_manifest(manifest)
+    m = read_clips(manifest, p.frontend.sample_rate)
     table = make_test_mixtures(
         m, n_mixtures=int(p.mixing["test_mixtures"]), num_sources=int(p.mixing["num_sources"]), seed=p.seed,
         crop=p.crop(n_frames),
@@ -32,7 +33,7 @@ def train_mixtures(p: Params, dataset: str, manifest: str | Path, out: str | Pat
     """The seeded training-mixture manifest for ``train.steps x train.batch_size`` samples."""
     tm = p.mixing["train_mixtures"]
     table = make_train_mixtures(
-        read_manifest(manifest), steps=p.train.steps, batch_size=p.train.batch_size,
+        read_clips(manifest, p.frontend.sample_rate), steps=p.train.steps, batch_size=p.train.batch_size,
         num_sources=int(p.mixing["num_sources"]), seed=p.seed, crop=p.crop(n_frames),
         gain_range=tuple(p.mixing["gain_range"]), per_epoch=int(tm["per_epoch"]), distinct_epochs=tm["distinct_epochs"],
     )

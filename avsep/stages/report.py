@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from avsep.config.params import Params
-from avsep.core.io import read_manifest, write_csv
+from avsep.core.io import write_csv
 from avsep.data.inputs import visual_inputs
-from avsep.data.store import ClipStore
+from avsep.data.store import ClipStore, read_clips
 from avsep.encoders.cache import cache_weights_label
 from avsep.engine import checkpoint
 from avsep.reporting import tables
@@ -33,7 +33,7 @@ def _solo_features(p: Params, dataset: str, manifest: str | Path, ckpt: str | Pa
     from avsep.reporting.analysis import clip_features, probe_split
 
     net, _ = checkpoint.load_separator(ckpt)
-    clips = probe_split(read_manifest(manifest), split, p.frontend.clip_samples)
+    clips = probe_split(read_clips(manifest, p.frontend.sample_rate), split, p.frontend.clip_samples)
     store = ClipStore(manifest, p.frontend.sample_rate, p.dataset(dataset).channels)
     return clips, clip_features(net, store, clips, p.frontend)
 
@@ -68,7 +68,7 @@ def probe_table(
                      "accuracy": 100.0 * acc, "n_train": len(tr), "n_test": len(te), "dataset": t["dataset"],
                      "weights": checkpoint.load(ckpt)["meta"]["visual_weights"]})
         keys.append(model)
-    m = read_manifest(manifest)
+    m = read_clips(manifest, p.frontend.sample_rate)
     from avsep.reporting.analysis import probe_split
 
     tr = probe_split(m, "train", p.frontend.clip_samples)
@@ -145,7 +145,7 @@ def figure1(p: Params, manifest: str | Path, table_a1: str | Path, out_png: str 
 
     f = p.figures["figure1"]
     store = ClipStore(manifest, p.frontend.sample_rate, p.dataset(f["dataset"]).channels)
-    props = acoustic_table(store, probe_split(read_manifest(manifest), "train", 1), p.frontend.sample_rate)
+    props = acoustic_table(store, probe_split(read_clips(manifest, p.frontend.sample_rate), "train", 1), p.frontend.sample_rate)
     a1 = pd.read_csv(table_a1)
     names = {p.model(m).label: p.model(m).separator.fusion for m in p.tables["tableA1"]["methods"]}
     props["best_fusion"] = props["label"].map(best_fusion(a1, names))

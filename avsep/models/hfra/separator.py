@@ -30,6 +30,11 @@ from avsep.models.hfra.visual import FrameEncoder
 
 
 class AVSeparator(nn.Module):
+    """An HFRA-family separator: the U-Net, a visual input (frames or cached CLIP embeddings) and its fusion."""
+
+    #: Modules trained at ``train.lr_visual`` when it is set (:func:`avsep.engine.trainer.param_groups`).
+    VISUAL_MODULES = ("frame_encoder",)
+
     def __init__(self, cfg: SeparatorConfig) -> None:
         super().__init__()
         if cfg.fusion not in FUSIONS:

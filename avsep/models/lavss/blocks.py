@@ -264,16 +264,17 @@ class VPAttention(nn.Module):
     freshly initialised, and in ``LN(MHA(F_v, F_p) + F_v)`` the position then barely registers. Measured on
     the default config (``lavss``, pre-trained, same-type SDR): -0.25 dB without the input norms, while
     the w/o-VP-attention ablation, whose 1x1 convolution sees ``F_p`` directly, reached +4.74 dB.
+    ``input_norm=False`` is the paper's block as written (no input norms; ``lavss.defaults.vp_input_norm``).
     """
 
     def __init__(self, d_model: int, n_heads: int = 8, n_layers: int = 2, ffn_mult: int = 4,
-                 attention: bool = True) -> None:
+                 attention: bool = True, input_norm: bool = True) -> None:
         super().__init__()
         self.attention = attention
         self.cma_v: CMA | None = CMA(d_model, n_heads, n_layers, ffn_mult) if attention else None
         self.cma_p: CMA | None = CMA(d_model, n_heads, n_layers, ffn_mult) if attention else None
-        self.norm_v = nn.LayerNorm(d_model)
-        self.norm_p = nn.LayerNorm(d_model)
+        self.norm_v: nn.Module = nn.LayerNorm(d_model) if input_norm else nn.Identity()
+        self.norm_p: nn.Module = nn.LayerNorm(d_model) if input_norm else nn.Identity()
         self.conv = nn.Conv2d(2 * d_model, d_model, 1)
 
     def forward(self, f_v: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,8 @@ class LAVSSConfig:
     ipd: bool = True  # IPD channels in the audio input
     ipd_features: tuple[str, ...] = ("cos",)  # cos (paper eq. 4) and/or sin (the side)
     vp_attention: bool = True  # w/o VP atten. when False
+    vp_input_norm: bool = True  # LayerNorm F_v and F_p before the VP attention (ours; the paper has none)
+    vp_residual: bool = True  # F_vp = F_v + VP(F_v, F_p) (ours; the paper: F_vp = VP(F_v, F_p))
     avp_attention: bool = True  # w/o AVP atten. when False
     multi_scale: bool = True  # w/o multi when False
     tile_concat: bool = False  # Tile-Concat fusion (no attention, no multi-scale)

@@ -69,6 +69,9 @@ def _unet(cfg: LAVSSConfig) -> UNet:
 class LAVSSNet(nn.Module):
     """LAVSS and its ablations / baselines (see the module docstring)."""
 
+    #: Modules trained at ``train.lr_visual`` when it is set (:func:`avsep.engine.trainer.param_groups`).
+    VISUAL_MODULES = ("crop_encoder",)
+
     def __init__(self, cfg: LAVSSConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -78,7 +81,8 @@ class LAVSSNet(nn.Module):
         self.vp: VPAttention | None = None
         if cfg.position:
             self.position_net = PositionNet(cfg.d_model, cfg.pos_D, cfg.pos_hidden, cfg.pool)
-            self.vp = VPAttention(cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.ffn_mult, attention=cfg.vp_attention)
+            self.vp = VPAttention(cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.ffn_mult, attention=cfg.vp_attention,
+                                   input_norm=cfg.vp_input_norm)
         self.fusion: AVPFusion | None = None
         self.late: nn.Linear | None = None
         if cfg.bottleneck_fusion:
@@ -103,7 +107,8 @@ class LAVSSNet(nn.Module):
             return f_v
         hw = (images.shape[-2], images.shape[-1])
         f_p = self.position_net.encode_boxes(boxes, hw, grid=(cfg.pos_grid, cfg.pos_grid))
-        return f_v + self.vp(f_v, f_p)
+        f_vp = self.vp(f_v, f_p)
+        return f_v + f_vp if cfg.vp_residual else f_vp
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, audio: torch.Tensor, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
