@@ -129,9 +129,11 @@ def lavss_checkpoint(method):
 
 
 def lavss_train_inputs(variant):
-    """Inputs of a training job: the clips, the boxes and (if it starts from one) the pre-trained model."""
+    """Inputs of a training job: the clips, their pool (label and split per clip), the boxes and (if it starts from
+    one) the pre-trained model."""
     lv = config["lavss"]
-    ins = {"manifest": f"data/{lv['dataset']}/extract/manifest.parquet", "boxes": box_inputs(lv["boxes"], lv["dataset"])}
+    ins = {"manifest": f"data/{lv['dataset']}/extract/manifest.parquet", "boxes": box_inputs(lv["boxes"], lv["dataset"]),
+           "pool": f"data/{lv['dataset']}/lavss/clips.parquet"}
     pre = lv["models"][variant].get("pretrain")
     if pre is not None:
         ins["init"] = f"models/{lv['pretrain_dataset']}/lavss_pretrain/{pre}/checkpoint.pt"

@@ -17,11 +17,35 @@ if LAVSS is not None:
         "seed": config["seed"], "audio": {**config["audio"], **LAVSS.get("audio", {})}, "boxes": LAVSS_BOXES,
         "defaults": LAVSS["defaults"],
     }
+    LAVSS_LABELS = LAVSS.get("labels", "metadata")
+
+    # The clip pool of the binaural dataset (the label and split LAVSS gives each clip: lavss.labels, lavss.split)
+    # and its duet list (labels: detected). The rule that labels a clip is avsep.detection.objects.label_clip.
+    rule lavss_clips:
+        input:
+            manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
+            detections=box_inputs("detected", LAVSS_DS) if LAVSS_LABELS == "detected" else [],
+            code=code("lavss_clips"),
+        output:
+            clips=f"data/{LAVSS_DS}/lavss/clips.parquet",
+            duets=f"data/{LAVSS_DS}/lavss/duets.parquet",
+        params:
+            shared={k: LAVSS_SHARED[k] for k in ("seed", "boxes")},
+            pool={k: LAVSS.get(k) for k in ("labels", "split", "seeded_split", "detected_labels")},
+        log:
+            "logs/lavss/clips.log",
+        benchmark:
+            "logs/benchmarks/lavss/clips.tsv"
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/lavss_clips.py"
 
     rule lavss_mixtures:
         input:
             manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
             boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
+            pool=f"data/{LAVSS_DS}/lavss/clips.parquet",
             code=code("lavss_mixtures"),
         output:
             different=f"data/{LAVSS_DS}/lavss/mixtures_different.parquet",

@@ -19,7 +19,8 @@ def lavss_micro_params() -> dict:
     p["datasets"]["synth-fairplay"] = {"source": "synth", "classes": "synth-fairplay",
                                        "clips_per_class": {"train": 2, "test": 2}, "binaural": True}
     lv = p["lavss"]
-    lv.update(boxes="ground_truth", test_mixtures=3, same_type_mixtures=3, train_same_type=0.5)
+    # ground-truth boxes and metadata labels: no detector to train (labels: detected needs the detection stage)
+    lv.update(boxes="ground_truth", labels="metadata", test_mixtures=3, same_type_mixtures=3, train_same_type=0.5)
     lv["defaults"].update(ngf=2, k=4, visual_width=2, crop_size=32, image_size=48, d_model=8, pos_hidden=8, pos_grid=4,
                           n_heads=2, n_layers=1, ffn_mult=1)
     lv["pretrain"]["train"] = {"steps": 2, "lr_milestones": []}

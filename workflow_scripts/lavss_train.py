@@ -6,4 +6,4 @@ with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i = snakemake.input  # noqa: F821
     init = i.init if hasattr(i, "init") else None
     lavss.lavss_train(p, snakemake.wildcards.variant, i.manifest, list(i.boxes), snakemake.output.checkpoint,  # noqa: F821
-                      init, threads=snakemake.threads)  # noqa: F821
+                      init, threads=snakemake.threads, pool=i.pool)  # noqa: F821

@@ -18,6 +18,21 @@ EARS = ("left", "right")
 
 #: Keys of a variant entry that are not architecture (LAVSSConfig) fields.
 VARIANT_KEYS = ("label", "pretrain", "finetune")
+#: ``lavss.labels``: where a clip's label comes from (the dataset's metadata | the detection stage, solo clips only).
+LABEL_SOURCES = ("metadata", "detected")
+#: ``lavss.split``: the dataset's own split | a seeded random split in ``lavss.seeded_split`` proportions.
+SPLIT_SOURCES = ("dataset", "seeded")
+
+
+@dataclass(frozen=True)
+class DetectedLabels:
+    """``lavss.detected_labels``: the rule that labels a clip from its boxes and tells solo from duet
+    (:func:`avsep.detection.objects.label_clip`; defaults after rhgao/co-separation ``getTopDetections.py``)."""
+
+    min_score: float = 0.9  # boxes with a score above this count
+    nms_iou: float = 0.7  # per frame, a box overlapping a more confident one by more is dropped
+    same_object_iou: float = 0.3  # boxes overlapping by less are different objects
+    duet_fraction: float = 0.5  # a duet shows two objects in at least this fraction of its frames
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,10 @@ class LAVSSParams:
     figure_methods: list[str]
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     fps: float = 8.0
+    labels: str = "metadata"  # lavss.labels (LABEL_SOURCES)
+    split: str = "dataset"  # lavss.split (SPLIT_SOURCES)
+    seeded_split: tuple[int, ...] = (728, 103, 208)  # lavss.seeded_split: train / val / test (the paper's counts)
+    detected_labels: DetectedLabels = field(default_factory=DetectedLabels)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -147,7 +166,10 @@ def lavss_params(p: Params) -> LAVSSParams:
         pretrain_train=_train_config({**raw["train"], **raw["pretrain"]["train"]}, p),
         batch_size_eval=int(raw["evaluate"]["batch_size"]), mask_threshold=raw["evaluate"]["mask_threshold"],
         tables={k: list(v) for k, v in raw["tables"].items()}, figure_methods=list(raw["figures"]["methods"]),
-        frontend=replace(p.frontend, **raw.get("audio", {})), fps=p.fps, raw=raw,
+        frontend=replace(p.frontend, **raw.get("audio", {})), fps=p.fps,
+        labels=str(raw.get("labels", "metadata")), split=str(raw.get("split", "dataset")),
+        seeded_split=tuple(int(c) for c in raw.get("seeded_split", (728, 103, 208))),
+        detected_labels=DetectedLabels(**{k: float(v) for k, v in raw.get("detected_labels", {}).items()}), raw=raw,
     )
 
 
@@ -171,6 +193,15 @@ def check_lavss(params: dict[str, Any]) -> None:
         missing = [raw[k] for k in ("dataset", "pretrain_dataset") if raw[k] not in params.get("detect", {}).get("datasets", [])]
         if missing:
             raise ConfigError(f"params.yaml: lavss.boxes=detected needs detection on {missing}: add them to detect.datasets")
+    # labels: detected takes each clip's label (and solo/duet) from the detection stage's boxes, whichever boxes
+    # (lavss.boxes) LAVSS then reads: the detection outputs are needed with ground-truth boxes too.
+    if raw.get("labels", "metadata") == "detected" and raw["dataset"] not in params.get("detect", {}).get("datasets", []):
+        raise ConfigError(f"params.yaml: lavss.labels=detected takes the labels of lavss.dataset {raw['dataset']!r} from "
+                          "the detection stage: add it to detect.datasets (or set lavss.labels=metadata)")
+    counts = list(raw.get("seeded_split", (728, 103, 208)))
+    if raw.get("split", "dataset") == "seeded" and (counts[0] <= 0 or counts[2] <= 0):
+        raise ConfigError(f"params.yaml: lavss.seeded_split {counts} (train, val, test) needs train and test counts "
+                          "above 0 with lavss.split=seeded")
     pre = raw["pretrain"]["models"]
     for name, e in raw["models"].items():
         pn = e.get("pretrain")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
 from avsep.audio.frontend import FrontendConfig
@@ -34,6 +35,7 @@ class LAVSSData:
     boxes: BoxSource
     frontend: FrontendConfig
     image_size: int
+    pool: pd.DataFrame | None = None  # the LAVSS clip pool (label and split per clip; lavss/clips.parquet) if any
 
     def batch(self, specs: Sequence[MixSpec]) -> Batch:
         audio, gains = load_audio(self.store, list(specs), self.frontend.clip_samples)  # (B, N, E, L)
@@ -45,13 +47,15 @@ class LAVSSData:
         return Batch(sources, mixture, torch.from_numpy(images), self.boxes.boxes(specs))
 
 
-def lavss_data(p: Params, dataset: str, manifest: str | Path, box_files: Sequence[str | Path]) -> LAVSSData:
-    """The clips of ``dataset`` (its extract manifest) with their boxes, at the LAVSS front-end and image size."""
+def lavss_data(p: Params, dataset: str, manifest: str | Path, box_files: Sequence[str | Path],
+               pool: str | Path | None = None) -> LAVSSData:
+    """The clips of ``dataset`` (its extract manifest) with their boxes, at the LAVSS front-end and image size;
+    with ``pool`` (``data/<dataset>/lavss/clips.parquet``) the label and split LAVSS gives each clip."""
     lp = p.lavss
     store = ClipStore(manifest, lp.frontend.sample_rate, p.dataset(dataset).channels)
     boxes = load_boxes(lp.boxes, box_files, lp.fps)
     image_size = next(iter(lp.variants.values())).arch.image_size if lp.variants else 224
-    return LAVSSData(store, boxes, lp.frontend, image_size)
+    return LAVSSData(store, boxes, lp.frontend, image_size, None if pool is None else pd.read_parquet(pool))
 
 
 def mirror_batch(batch: Batch, flags: torch.Tensor) -> Batch:

@@ -4,6 +4,10 @@
 box: clip, frame, time, class, score, x1, y1, x2, y2 normalised to [0, 1], instrument) and
 ``objects.parquet`` (per clip its top-scoring object(s), top two for duets, with their position, or a
 ``failed`` row with the reason).
+
+:func:`label_clips` derives from the boxes what a dataset without instrument labels (FAIR-Play) lacks: each
+clip's instrument(s) and whether it is a solo or a duet (:func:`label_clip`, the rule of the detections that
+LAVSS uses, rhgao/co-separation ``getTopDetections.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from avsep.core.io import STATUS_FAILED, STATUS_OK, read_manifest, write_parquet
 from avsep.core.progress import progress
 from avsep.data.boxes import box_iou
 from avsep.detection.dataset import clip_frames, frame_number
-from avsep.detection.labels import class_labels, clip_labels
+from avsep.detection.labels import class_labels, clip_labels, detected_label
 from avsep.detection.yolo import DetectConfig
 
 #: Columns of ``boxes.parquet``.
@@ -193,6 +197,140 @@ def detect_dataset(
     write_parquet(box_df, out_boxes)
     write_parquet(obj_df, out_objects)
     return box_df, obj_df
+
+
+#: Columns of the per-clip result of :func:`label_clips`.
+LABEL_COLUMNS = ("clip", "status", "reason", "kind", "label", "labels", "n_frames", "frames_two", "two_fraction")
+#: Columns of its objects: rank 1 (the clip's most confident detection), rank 2 (the most confident other object).
+LABELLED_OBJECT_COLUMNS = (
+    "clip", "rank", "label", "class", "score", "frame", "x1", "y1", "x2", "y2", "cx", "cy", "frames_seen",
+    "median_cx", "median_cy",
+)  # fmt: skip
+KINDS = ("solo", "duet")
+
+
+def confident_boxes(boxes: pd.DataFrame, min_score: float = 0.9, nms_iou: float = 0.7) -> pd.DataFrame:
+    """The instrument boxes with score > ``min_score``; in each frame a box overlapping a more confident kept one
+    by IoU > ``nms_iou`` is dropped, whatever its class (co-separation ``reduce_by_overlap``)."""
+    b = boxes[boxes["instrument"].astype(bool)] if "instrument" in boxes.columns else boxes
+    b = b[b["score"] > min_score]
+    keep: list[int] = []
+    for _, g in b.groupby("frame", sort=True):
+        g = g.sort_values("score", ascending=False, kind="stable")
+        xy = g[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+        kept: list[int] = []
+        for i in range(len(g)):
+            if not kept or box_iou(xy[i], xy[kept]).max() <= nms_iou:
+                kept.append(i)
+        keep.extend(g.index[kept])
+    return b.loc[sorted(keep)]
+
+
+def _distinct(xy: np.ndarray, same_object_iou: float) -> list[int]:
+    """Rows of ``xy`` (by decreasing score) that are distinct objects: IoU < ``same_object_iou`` with every earlier one."""
+    out: list[int] = []
+    for i in range(len(xy)):
+        if not out or box_iou(xy[i], xy[out]).max() < same_object_iou:
+            out.append(i)
+    return out
+
+
+def label_clip(
+    boxes: pd.DataFrame, n_frames: int, vocabulary: Sequence[str], min_score: float = 0.9, nms_iou: float = 0.7,
+    same_object_iou: float = 0.3, duet_fraction: float = 0.5,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One clip's detected instrument(s) and kind (solo | duet) from its boxes (``boxes.parquet`` rows).
+
+    The rule, after rhgao/co-separation ``getTopDetections.py`` (the detections LAVSS uses: score > 0.9,
+    overlaps above IoU 0.7 removed, at most two classes):
+
+    1. :func:`confident_boxes`: instrument boxes with score > ``min_score``, per-frame overlaps > ``nms_iou``
+       removed;
+    2. object 1 is the clip's most confident box (ties: the earlier frame; LAVSS paper 3.2: "the object with
+       the highest confidence score"); its class, named by :func:`avsep.detection.labels.detected_label` in
+       ``vocabulary``, is the clip's label;
+    3. a frame shows two objects when two of its confident boxes overlap by IoU < ``same_object_iou`` (the
+       threshold below which boxes are different objects, as in :func:`top_objects`); the clip is a **duet**
+       when at least ``duet_fraction`` of its ``n_frames`` detected frames show two objects, else a **solo**
+       (a second object seen in fewer frames, or only below ``min_score``, does not make a duet);
+    4. object 2 is the most confident box of those frames that is not object 1 (in each frame, object 1 is the
+       box overlapping object 1's best box most). More than two objects: the two most confident are kept.
+
+    Unlike co-separation, objects are told apart by position, not by class: two guitars side by side are a duet
+    (labels ``guitar guitar``). Returns the summary (:data:`LABEL_COLUMNS`) and the objects
+    (:data:`LABELLED_OBJECT_COLUMNS`: rank 1, and rank 2 when a second object was seen, duet or not).
+    """
+    conf = confident_boxes(boxes, min_score, nms_iou).drop(columns=["matched"], errors="ignore")
+    summary: dict[str, Any] = {"status": STATUS_OK, "reason": "", "kind": "", "label": None, "labels": None,
+                               "n_frames": int(n_frames), "frames_two": 0, "two_fraction": 0.0}
+    if conf.empty:
+        summary.update(status=STATUS_FAILED, reason=f"no instrument box with score > {min_score} in {n_frames} frame(s)")
+        return summary, pd.DataFrame(columns=list(LABELLED_OBJECT_COLUMNS))
+    first = top_objects(conf, 1, same_object_iou)
+    top_xy = first[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+    others: list[int] = []
+    two = 0
+    for _, g in conf.groupby("frame", sort=True):
+        g = g.sort_values("score", ascending=False, kind="stable")
+        xy = g[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+        d = _distinct(xy, same_object_iou)
+        if len(d) < 2:
+            continue
+        two += 1
+        ious = box_iou(top_xy, xy[d])[0]
+        one = d[int(np.argmax(ious))] if ious.max() >= same_object_iou else d[0]
+        others.extend(g.index[[i for i in d if i != one]])
+    parts = [first]
+    if others:
+        parts.append(top_objects(conf.loc[others], 1, same_object_iou))
+    objs = pd.concat(parts, ignore_index=True)
+    objs["label"] = [detected_label(c, vocabulary) for c in objs["class"]]
+    objs["rank"] = np.arange(1, len(objs) + 1)
+    frac = two / n_frames if n_frames > 0 else 0.0
+    duet = len(objs) > 1 and frac >= duet_fraction
+    summary.update(kind="duet" if duet else "solo", label=objs["label"].iloc[0],
+                   labels=" ".join(objs["label"].iloc[: 2 if duet else 1]), frames_two=two, two_fraction=frac)
+    return summary, objs[list(LABELLED_OBJECT_COLUMNS)]
+
+
+def label_clips(
+    boxes: pd.DataFrame, objects: pd.DataFrame, vocabulary: Sequence[str], min_score: float = 0.9,
+    nms_iou: float = 0.7, same_object_iou: float = 0.3, duet_fraction: float = 0.5, check_objects: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`label_clip` for every clip of ``objects.parquet`` (with the boxes of ``boxes.parquet``).
+
+    A clip whose detection failed (extraction failed, no frames) keeps that reason. With ``check_objects`` (the
+    boxes LAVSS reads are ``objects.parquet``'s rank-1 object, :class:`avsep.data.boxes.BoxSource`), a clip whose
+    labelled object is not that object (IoU < ``same_object_iou``: ``objects.parquet`` preferred a box of the
+    clip's metadata label) is ``failed`` too, so a label never goes with another object's box. Returns
+    (one row per clip: :data:`LABEL_COLUMNS`, their objects: :data:`LABELLED_OBJECT_COLUMNS`).
+    """
+    rule = {"min_score": min_score, "nms_iou": nms_iou, "same_object_iou": same_object_iou, "duet_fraction": duet_fraction}
+    per_clip = {str(c): g for c, g in boxes.groupby("clip", sort=False)}
+    empty = boxes.iloc[0:0]
+    rows, objs = [], []
+    for clip, g in objects.groupby("clip", sort=True):
+        g = g.sort_values("rank")
+        r1 = g.iloc[0]
+        n_frames = int(r1["n_frames"])
+        if r1["status"] != STATUS_OK and not per_clip.get(str(clip), empty).shape[0]:
+            rows.append({"clip": str(clip), "status": STATUS_FAILED, "reason": f"detection: {r1['reason']}", "kind": "",
+                         "label": None, "labels": None, "n_frames": n_frames, "frames_two": 0, "two_fraction": 0.0})
+            continue
+        summary, o = label_clip(per_clip.get(str(clip), empty), n_frames, vocabulary, **rule)
+        if summary["status"] == STATUS_OK and check_objects:
+            ref = np.array([r1[c] for c in ("x1", "y1", "x2", "y2")], dtype=np.float64)
+            mine = o[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)[0]
+            if r1["status"] != STATUS_OK or not box_iou(mine, ref)[0, 0] >= same_object_iou:
+                summary.update(status=STATUS_FAILED, reason="the labelled object (most confident box) is not "
+                               "objects.parquet's rank-1 object, whose boxes LAVSS reads")
+        rows.append({"clip": str(clip), **summary})
+        objs.append(o.assign(clip=str(clip)))
+    clips = pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
+    clips = clips.astype({"n_frames": "int64", "frames_two": "int64", "two_fraction": "float64"})
+    found = [o for o in objs if not o.empty]
+    obj = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=list(LABELLED_OBJECT_COLUMNS))
+    return clips, obj[list(LABELLED_OBJECT_COLUMNS)].reset_index(drop=True)
 
 
 def clip_status(objects: pd.DataFrame) -> pd.DataFrame:

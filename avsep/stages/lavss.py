@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,29 +13,66 @@ import torch
 from avsep.audio.frontend import stft
 from avsep.config.lavss import EARS, MIX_GT, MIXTURE_KINDS, LAVSSParams, Variant
 from avsep.config.params import Params
-from avsep.core.io import atomic_path, read_manifest, write_csv, write_json, write_parquet
+from avsep.core.io import atomic_path, write_csv, write_json, write_parquet
 from avsep.data.binaural_batches import LAVSSData, lavss_data
-from avsep.data.binaural_mixtures import LAVSSSampler, eligible_clips, make_mixture_list
+from avsep.data.binaural_mixtures import LAVSSSampler, clip_pool, duet_list, eligible_clips, make_mixture_list
 from avsep.data.boxes import load_boxes
 from avsep.data.mixtures import specs_from_table
+from avsep.data.store import read_clips
+from avsep.engine.checkpoint import inference_meta
 from avsep.engine.lavss import LAVSSTask, load_lavss
 from avsep.engine.trainer import fit
 from avsep.evaluation.binaural import evaluate_lavss, separate_batch, summarize_ears
 from avsep.reporting.lavss_tables import table1, table2, table3, table4
 
 
-def lavss_mixtures(p: Params, manifest: str | Path, box_files: Sequence[str], out: dict[str, str | Path]) -> dict[str, pd.DataFrame]:
-    """The seeded test lists (``different``, ``same_type``) of ``lavss.dataset``."""
+def lavss_clips(p: Params, manifest: str | Path, detect_files: Sequence[str], out_clips: str | Path,
+                out_duets: str | Path) -> pd.DataFrame:
+    """The clip pool of ``lavss.dataset`` (label and split per clip, :func:`clip_pool`) and its duet list.
+
+    ``lavss.labels: detected`` labels each clip from its boxes (``detect_files``: ``objects.parquet``,
+    ``boxes.parquet``; :func:`avsep.detection.objects.label_clips` with ``lavss.detected_labels``): the solo
+    clips are the pool, the duets go to ``out_duets`` with their two objects. ``metadata``: the dataset's labels,
+    and an empty duet list."""
+    from avsep.detection.labels import instrument_names
+    from avsep.detection.objects import label_clips
+
+    lp = p.lavss
+    m = read_clips(manifest, lp.frontend.sample_rate)
+    detected = objects = None
+    if lp.labels == "detected":
+        vocabulary = instrument_names(p.dataset(lp.dataset).source, m["label"])
+        detected, objects = label_clips(pd.read_parquet(detect_files[1]), pd.read_parquet(detect_files[0]), vocabulary,
+                                        check_objects=lp.boxes == "detected", **asdict(lp.detected_labels))
+    pool = clip_pool(m, lp.labels, lp.split, detected, p.seed, lp.seeded_split)
+    duets = duet_list(m, detected, objects)
+    write_parquet(pool, out_clips)
+    write_parquet(duets, out_duets)
+    ok = pool[pool["status"] == "ok"]
+    per_split = ", ".join(f"{k} {v}" for k, v in ok["split"].value_counts().sort_index().items())
+    per_label = ", ".join(f"{k} {v}" for k, v in ok["label"].value_counts().sort_index().items())
+    print(f"lavss clips {lp.dataset} (labels: {lp.labels}, split: {lp.split}): {len(ok)} of {len(pool)} clips in the "
+          f"pool ({per_split}; {per_label}); {duets['clip'].nunique()} duets", flush=True)
+    for reason, n in pool.loc[pool["status"] != "ok", "reason"].value_counts().items():
+        print(f"  not in the pool: {n} x {reason}", flush=True)
+    return pool
+
+
+def lavss_mixtures(p: Params, manifest: str | Path, box_files: Sequence[str], out: dict[str, str | Path],
+                   pool: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """The seeded test lists (``different``, ``same_type``) of ``lavss.dataset`` (its clips as ``pool`` labels
+    and splits them, :func:`lavss_clips`)."""
     lp = p.lavss
     boxes = load_boxes(lp.boxes, box_files, lp.fps)
-    m = read_manifest(manifest)
+    m = read_clips(manifest, lp.frontend.sample_rate)
     sizes = {"different": lp.test_mixtures, "same_type": lp.same_type_mixtures}
+    clips = None if pool is None else pd.read_parquet(pool)
     tables = {}
     for kind in MIXTURE_KINDS:
-        t = make_mixture_list(m, boxes, kind, sizes[kind], p.seed, lp.crop, lp.same_type_min_dx)
+        t = make_mixture_list(m, boxes, kind, sizes[kind], p.seed, lp.crop, lp.same_type_min_dx, pool=clips)
         write_parquet(t, out[kind])
         tables[kind] = t
-    n_ok = len(eligible_clips(m, "test", boxes, lp.frontend.clip_samples))
+    n_ok = len(eligible_clips(m, "test", boxes, lp.frontend.clip_samples, clips))
     print(f"lavss mixtures {lp.dataset}: {len(tables['different'])} different-instrument and {len(tables['same_type'])} "
           f"same-type mixtures from {n_ok} test clips with {boxes.label} (clips without boxes: {len(boxes.excluded)})",
           flush=True)
@@ -43,7 +80,8 @@ def lavss_mixtures(p: Params, manifest: str | Path, box_files: Sequence[str], ou
 
 
 def _sampler(p: Params, lp: LAVSSParams, data: LAVSSData, manifest: str | Path, same_type: float, where: str) -> LAVSSSampler:
-    clips = eligible_clips(read_manifest(manifest), "train", data.boxes, lp.frontend.clip_samples)
+    clips = eligible_clips(read_clips(manifest, lp.frontend.sample_rate), "train", data.boxes, lp.frontend.clip_samples,
+                           data.pool)
     lo, hi = p.mixing["gain_range"]
     return LAVSSSampler(clips, p.seed, lp.crop, (float(lo), float(hi)), same_type, lp.same_type_min_dx, where)
 
@@ -58,12 +96,14 @@ def lavss_pretrain(p: Params, name: str, manifest: str | Path, box_files: Sequen
     sampler = _sampler(p, lp, data, manifest, 0.0, f"LAVSS pre-training on {lp.pretrain_dataset}")
     meta = {"model": f"pretrain_{name}", "label": f"mono pre-training {name}", "dataset": lp.pretrain_dataset,
             "boxes": data.boxes.label, "weights": "random-init"}
+    meta.update(_inference_meta(lp, data, sampler))
     return _finish(fit(LAVSSTask(arch, cfg, sampler, data), cfg, Path(out_ckpt).parent, meta), out_ckpt)
 
 
 def lavss_train(p: Params, variant: str, manifest: str | Path, box_files: Sequence[str], out_ckpt: str | Path,
-                init_ckpt: str | Path | None = None, threads: int | None = None) -> Path:
-    """Train one LAVSS-table variant on the binaural ``lavss.dataset`` (from its pre-trained model if any)."""
+                init_ckpt: str | Path | None = None, threads: int | None = None, pool: str | Path | None = None) -> Path:
+    """Train one LAVSS-table variant on the binaural ``lavss.dataset`` (from its pre-trained model if any; its
+    clips as ``pool`` labels and splits them, :func:`lavss_clips`)."""
     lp = p.lavss
     cfg = lp.train if threads is None else replace(lp.train, threads=int(threads))
     v = lp.variant(variant)
@@ -71,11 +111,18 @@ def lavss_train(p: Params, variant: str, manifest: str | Path, box_files: Sequen
         raise ValueError(f"lavss.models.{variant} is a `*` row (finetune=false): it is not trained")
     if (v.pretrain is None) != (init_ckpt is None):
         raise ValueError(f"lavss.models.{variant}: pretrain={v.pretrain!r} but init checkpoint {init_ckpt!r}")
-    data = lavss_data(p, lp.dataset, manifest, box_files)
+    data = lavss_data(p, lp.dataset, manifest, box_files, pool)
     sampler = _sampler(p, lp, data, manifest, lp.train_same_type, f"LAVSS training on {lp.dataset}")
     meta = {"model": variant, "label": v.label, "dataset": lp.dataset, "boxes": data.boxes.label,
             "weights": _weights(lp, v)}
+    meta.update(_inference_meta(lp, data, sampler))
     return _finish(fit(LAVSSTask(v.arch, cfg, sampler, data, init_ckpt), cfg, Path(out_ckpt).parent, meta), out_ckpt)
+
+
+def _inference_meta(lp: LAVSSParams, data: LAVSSData, sampler: LAVSSSampler) -> dict:
+    """What ``avsep separate`` reads from the checkpoint (:func:`avsep.engine.checkpoint.inference_meta`): the LAVSS
+    front-end, frame rate, the dataset's channels and the labels of the training clips."""
+    return inference_meta(lp.frontend, lp.fps, data.store.channels, sampler.by_label)
 
 
 def _finish(final: Path, expected: str | Path) -> Path:
