@@ -412,7 +412,7 @@ def test_real_dataset_config() -> None:
     base = default_params()
     assert {d["source"] for d in base["datasets"].values()} == {"synth"}  # the default needs no internet
     merged = copy.deepcopy(base)
-    update_config(merged, yaml.safe_load((ROOT / "params/real.yaml").read_text()))  # as --configfile does
+    update_config(merged, yaml.safe_load((ROOT / "params/paper.yaml").read_text()))  # as --configfile does
     p = Params(merged)
     assert {n: d.source for n, d in p.datasets.items() if not d.synthetic} == {
         "music": "music", "music21": "music21", "vggsound": "vggsound", "fairplay": "fairplay",

@@ -75,7 +75,7 @@ def test_command_line_values_are_typed_like_params_yaml_and_errors_name_their_so
     raw = default_params()
     apply_command_line(raw, cli)
     assert raw["audio"]["hop"] == 512 and raw["audio"]["n_fft"] == 1022  # merged, not replaced
-    cfile = tmp_path / "real.yaml"
+    cfile = tmp_path / "paper.yaml"
     cfile.write_text("train:\n  steps: 0\n")
     name = origin({"audio": {"hop": "x"}}, [str(ROOT / "params.yaml"), str(cfile)])
     assert name(["audio", "hop"]) == "--config"
