@@ -2,6 +2,8 @@
 
 * ``avsep info CKPT``: what a checkpoint is: the model family and variant, the dataset it was trained on, the
   weights of its encoders, its training steps and loss, and the scores of its evaluation when the DAG wrote one.
+* ``avsep separate VIDEO``: separate the sounding objects of a video with a checkpoint (one wav per object,
+  the residual and ``summary.png``; :mod:`avsep.separate`).
 * ``avsep train``: train one variant (what ``rule train`` runs; ``torchrun`` starts it once per process for
   distributed training).
 * ``avsep lavss-oracles``: SDR of oracle masks from position + IPD on the LAVSS test lists
@@ -85,12 +87,64 @@ def _evaluations(path: Path, cfg: dict[str, Any], meta: dict[str, Any], root: st
     return lines or ["evaluation: none found under " + str(base)]
 
 
+DEFAULT_CHECKPOINT = "models/synth-music/sop/checkpoint.pt"
+
+
+def _threshold(value: str) -> float | None:
+    if value.lower() == "none":
+        return None
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'none', not {value!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'none', not {value!r}")
+    return v
+
+
+def _separate(args: argparse.Namespace) -> int:
+    from avsep.separate import SeparateError
+    from avsep.separate.run import separate_video
+
+    out = Path(args.out) if args.out else Path("separated") / Path(args.video).stem
+    try:
+        res = separate_video(args.video, args.checkpoint, out, device=args.device, boxes=args.box,
+                             query_images=args.query_image, detector=args.detector, force=args.force,
+                             max_objects=args.max_objects, threshold=args.mask_threshold)
+    except SeparateError as e:
+        print(f"avsep separate: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {res.out_dir}: " + ", ".join(p.name for p in [*res.stems, res.residual, res.summary])
+          + f" ({res.n_samples / res.sample_rate:.1f} s, {res.sample_rate} Hz, {res.channels} channel(s))")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="avsep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     i = sub.add_parser("info", help="describe a trained checkpoint (family, variant, dataset, weights, scores)")
     i.add_argument("checkpoint", help="a checkpoint.pt written by the DAG (models/<dataset>/<model>/checkpoint.pt)")
     i.add_argument("--root", help="the DAG's working directory (default: the one above models/ in the path)")
+    s = sub.add_parser("separate", help="separate the sounding objects of a video: one wav per object, residual, summary.png",
+                       description="Separate VIDEO with a trained checkpoint into DIR/<n>_<label>.wav per object, "
+                                   "DIR/residual.wav (mixture minus the stems) and DIR/summary.png. HFRA-family "
+                                   "checkpoints separate mono audio (a stereo file: its downmix), LAVSS ones 2-channel "
+                                   "audio (binaural stems). The objects are detected, or given with --box / "
+                                   "--query-image.")
+    s.add_argument("video", help="the video file (any length; anything ffmpeg reads)")
+    s.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"a checkpoint.pt of the DAG (default: {DEFAULT_CHECKPOINT})")
+    s.add_argument("--out", help="output directory (default: separated/<video name>)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    s.add_argument("--box", action="append", default=[], metavar="x1,y1,x2,y2[:label]",
+                   help="an object's box in pixels of the frame (or fractions when all <= 1); repeatable")
+    s.add_argument("--query-image", action="append", default=[], metavar="IMG",
+                   help="an image of an object to separate (HFRA family); repeatable")
+    s.add_argument("--detector", help="YOLO weights for finding the objects (default: the detector the DAG trained for "
+                                      "the checkpoint's dataset, models/<dataset>/detector/weights.pt)")
+    s.add_argument("--max-objects", type=int, default=2, help="objects the detector may find at most (default 2)")
+    s.add_argument("--mask-threshold", type=_threshold, default=0.5,
+                   help="binarise masks above this value (default 0.5, as the evaluation); 'none' for soft masks")
+    s.add_argument("--force", action="store_true", help="write into an output directory that is not empty")
     t = sub.add_parser("train", help="train one model variant on one dataset")
     t.add_argument("--params", default="params.yaml", help="params.yaml to read")
     t.add_argument("--dataset", required=True)
@@ -112,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"avsep info: {e}", file=sys.stderr)
             return 2
         return 0
+
+    if args.command == "separate":
+        return _separate(args)
 
     from avsep.config.params import load_params
 

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from avsep.audio.frontend import FrontendConfig
 from avsep.core.io import atomic_path
 from avsep.models.hfra.config import SeparatorConfig
 from avsep.models.hfra.separator import AVSeparator
+
+#: Version of what a final checkpoint's ``meta`` carries for separation outside the DAG (``avsep separate``):
+#: 1 = ``frontend``, ``fps``, ``channels``, ``labels`` and, for CLIP variants, ``clip`` (:func:`inference_meta`).
+#: Checkpoints without ``format_version`` (written before) still load; ``avsep separate`` names what they lack.
+FORMAT_VERSION = 1
+
+
+def inference_meta(frontend: FrontendConfig, fps: float, channels: int, labels: Iterable[str],
+                   clip: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a final checkpoint carries so that ``avsep separate`` needs nothing but the file: the front-end
+    (rate, STFT, clip length, warp), the extracted frame rate, the audio channels the model reads, the label
+    vocabulary of its training clips (a MUSIC duet label names two) and, for CLIP variants, the CLIP model,
+    weights spec and label (``model``, ``pretrained``, ``seed``, ``weights``)."""
+    vocab = sorted({t for lab in labels for t in str(lab).split() if t})
+    out: dict[str, Any] = {"format_version": FORMAT_VERSION, "frontend": asdict(frontend), "fps": float(fps),
+                           "channels": int(channels), "labels": vocab}
+    if clip is not None:
+        out["clip"] = dict(clip)
+    return out
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from avsep.config.params import Params
+from avsep.config.params import ModelVariant, Params
 from avsep.data.inputs import ClapTargets, TableSampler, visual_inputs
 from avsep.data.store import ClipStore
-from avsep.encoders.cache import cache_weights_label
+from avsep.encoders.cache import cache_meta, cache_weights_label
+from avsep.engine.checkpoint import inference_meta
 from avsep.engine.hfra import HFRATask, TrainData
 from avsep.engine.trainer import fit
 
@@ -33,6 +34,7 @@ def train(
     visual, visual_label = visual_inputs(v, store, clip_caches)
     clap = None
     meta = {"model": model, "label": v.label, "dataset": dataset, "visual_weights": visual_label, "align_lambda": v.align_lambda}
+    meta.update(_inference_meta(p, v, store, clip_caches))
     if v.aligned:
         if clap_cache is None:
             raise ValueError(f"model {model} has align_lambda={v.align_lambda} but no CLAP cache was given")
@@ -44,6 +46,18 @@ def train(
     if final != out:
         raise RuntimeError(f"training wrote {final}, expected {out}")
     return final
+
+
+def _inference_meta(p: Params, v: ModelVariant, store: ClipStore, clip_caches: list[tuple[str, str]] | None) -> dict:
+    """What ``avsep separate`` reads from the checkpoint (:func:`avsep.engine.checkpoint.inference_meta`): the
+    front-end, frame rate, mono input, the train clips' labels and, for CLIP variants, the encoder of the cache."""
+    labels = [str(r["label"]) for r in store.rows.values() if str(r.get("split")) == "train"]
+    clip = None
+    if v.uses_embeddings and clip_caches:
+        c = p.raw.get("clip", {})
+        clip = {"model": str(c.get("model", "ViT-B-32")), "pretrained": str(c.get("pretrained", "random")),
+                "seed": p.seed, "weights": str(cache_meta(clip_caches[0][0]).get("weights", "unknown"))}
+    return inference_meta(p.frontend, p.fps, 1, labels, clip)
 
 
 def _launch_distributed(
