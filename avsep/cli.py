@@ -32,14 +32,7 @@ def checkpoint_info(path: str | Path, root: str | Path | None = None) -> list[st
     from avsep.engine import checkpoint
 
     path = Path(path)
-    try:
-        ck = checkpoint.load(path)
-    except RuntimeError as e:  # torch's refusal is a page of text: its first sentence is the reason
-        reason = str(e.__cause__ or e).strip().split(". ")[0].splitlines()[0]
-        raise ValueError(f"{path}: not a readable checkpoint ({reason})") from None
-    if not isinstance(ck, dict) or not {"model", "config", "meta"} <= set(ck):
-        raise ValueError(f"{path}: not an avsep model checkpoint (no model/config/meta): a resume state.pt or "
-                         "another program's file?")
+    ck = checkpoint.load_model_checkpoint(path)
     cfg, meta = ck["config"], ck["meta"]
     family = "LAVSS (binaural)" if "backbone" in cfg else "HFRA family (mono mask separator)"
     train = meta.get("train", {})

@@ -217,7 +217,7 @@ def test_checkpoints_of_the_wrong_kind_or_version_are_refused(hfra_ckpt, duet, t
     assert "not an avsep model checkpoint" in _error(capsys, *args, "--checkpoint", state)
     text = tmp_path / "weights.pt"
     text.write_text("hello")
-    assert f"{text}: not a readable avsep checkpoint" in _error(capsys, *args, "--checkpoint", text)
+    assert f"{text}: not a readable checkpoint" in _error(capsys, *args, "--checkpoint", text)
     ck = checkpoint.load(hfra_ckpt)
     old = tmp_path / "old.pt"
     meta = {k: v for k, v in ck["meta"].items() if k not in ("format_version", "frontend", "fps", "channels", "labels")}

@@ -115,12 +115,16 @@ def read_clips(manifest_path: str | Path, rate: int) -> pd.DataFrame:
     return clips_at_rate(read_manifest(manifest_path), rate)
 
 
+def pixels(im: Image.Image, size: int) -> np.ndarray:
+    """An image as the models read frames: RGB resized to size x size (bilinear), float32 (3, size, size) in [0, 1]."""
+    arr = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+    return arr.transpose(2, 0, 1).copy()
+
+
 @functools.lru_cache(maxsize=4096)
 def _load_frame(path: str, size: int) -> np.ndarray:
     with Image.open(path) as im:
-        im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.float32) / 255.0
-    arr = arr.transpose(2, 0, 1).copy()
+        arr = pixels(im, size)
     arr.setflags(write=False)
     return arr
 

@@ -50,13 +50,39 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise RuntimeError(f"checkpoint {p} could not be loaded safely: {e}") from e
 
 
+def error_reason(e: BaseException) -> str:
+    """The first sentence of an error (torch's refusal to load a file is a page of text: its first sentence is the
+    reason)."""
+    text = str(e.__cause__ or e).strip()
+    return (text.splitlines() or [type(e).__name__])[0].split(". ")[0]
+
+
+def load_model_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A final model checkpoint (``model``, ``config``, ``meta``) as ``avsep info`` and ``avsep separate`` read it,
+    or a ValueError naming the file: not readable (the reason), or another kind of file (a resume state, another
+    program's). A missing file is a FileNotFoundError (:func:`load`)."""
+    try:
+        ck = load(path)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: not a readable checkpoint ({error_reason(e)})") from None
+    if not isinstance(ck, dict) or not {"model", "config", "meta"} <= set(ck):
+        what = "a training resume state (state.pt)" if isinstance(ck, dict) and "optimizer" in ck else "another kind of file"
+        raise ValueError(f"{path}: not an avsep model checkpoint (no model/config/meta): {what}")
+    return ck
+
+
 def load_separator(path: str | Path) -> tuple[AVSeparator, dict[str, Any]]:
     """The trained separator of a final checkpoint (in eval mode) and its metadata."""
     ck = load(path)
     for key in ("model", "config", "meta"):
         if key not in ck:
             raise RuntimeError(f"checkpoint {path} lacks {key!r}: is it an avsep separator checkpoint?")
+    return separator_from(ck), ck["meta"]
+
+
+def separator_from(ck: dict[str, Any]) -> AVSeparator:
+    """The separator (eval mode) of a loaded final checkpoint."""
     model = AVSeparator(SeparatorConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
     model.eval()
-    return model, ck["meta"]
+    return model

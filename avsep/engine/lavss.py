@@ -82,7 +82,12 @@ def load_lavss_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_lavss(path: str | Path) -> tuple[LAVSSNet, dict[str, Any]]:
     """A trained LAVSS model (eval mode) and its metadata."""
     ck = load_lavss_checkpoint(path)
+    return lavss_from(ck), ck["meta"]
+
+
+def lavss_from(ck: dict[str, Any]) -> LAVSSNet:
+    """The LAVSS model (eval mode) of a loaded final checkpoint."""
     model = LAVSSNet(LAVSSConfig.from_dict(ck["config"]))
     model.load_state_dict(ck["model"])
     model.eval()
-    return model, ck["meta"]
+    return model

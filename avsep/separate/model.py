@@ -3,8 +3,9 @@
 The checkpoint carries everything (:func:`avsep.engine.checkpoint.inference_meta`): the front-end (the rate
 the audio is resampled to, the clip length that is the window), the channels the model reads (1: the HFRA
 family and mono pre-trained LAVSS; 2: binaural LAVSS), the extracted frame rate, the label vocabulary and, for
-the CLIP variants, the CLIP model and weights. Loading goes through the DAG's own loaders
-(:func:`avsep.engine.checkpoint.load_separator`, :func:`avsep.engine.lavss.load_lavss`) and a window is separated
+the CLIP variants, the CLIP model and weights. The file is read once (:func:`avsep.engine.checkpoint.load_model_checkpoint`,
+as ``avsep info`` reads it) and the model built as the DAG's loaders build it (:func:`avsep.engine.checkpoint.separator_from`,
+:func:`avsep.engine.lavss.lavss_from`); a window is separated
 by the evaluation code (:func:`avsep.evaluation.inference.predict`, :func:`avsep.evaluation.binaural.separate_batch`).
 """
 
@@ -19,6 +20,7 @@ import torch
 from PIL import Image
 
 from avsep.audio.frontend import FrontendConfig
+from avsep.data.store import pixels
 from avsep.engine import checkpoint
 from avsep.separate import SeparateError
 
@@ -65,7 +67,7 @@ class LoadedModel:
         if v["kind"] == "frames":
             k, size = int(v["n_frames"]), int(v["frame_size"])
             picks = [crops[min(len(crops) - 1, i * len(crops) // k)] for i in range(k)]
-            arr = np.stack([_pixels(im, size) for im in picks])
+            arr = np.stack([pixels(im, size) for im in picks])
             return torch.from_numpy(arr)
         enc = self._clip_encoder()
         return torch.from_numpy(enc.embed_images([crops[len(crops) // 2]]))[0]
@@ -74,7 +76,7 @@ class LoadedModel:
         """The LAVSS visual input of one object: its frame ``(3, S, S)`` at the model's image size and its
         normalised box ``(4,)`` (the model crops the box and encodes its position itself)."""
         size = int(self.config["image_size"])
-        return torch.from_numpy(_pixels(frame, size)), torch.tensor(box, dtype=torch.float32)
+        return torch.from_numpy(pixels(frame, size)), torch.tensor(box, dtype=torch.float32)
 
     def _clip_encoder(self) -> Any:
         if self.clip is None:
@@ -89,7 +91,7 @@ class LoadedModel:
                                 device=str(self.device))
             except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
                 raise SeparateError(f"{self.path}: cannot load the CLIP encoder it names ({c['model']}, "
-                                    f"{c['pretrained']}): {_first_line(e)}") from None
+                                    f"{c['pretrained']}): {checkpoint.error_reason(e)}") from None
             if str(c.get("weights", enc.weights)) != enc.weights:
                 raise SeparateError(f"{self.path}: the CLIP weights loaded ({enc.weights}) are not the ones the model "
                                     f"was trained with ({c['weights']})")
@@ -125,18 +127,6 @@ class LoadedModel:
         return (torch.stack([q[0] for q in queries]).to(self.device), torch.stack([q[1] for q in queries]).to(self.device))
 
 
-def _pixels(im: Image.Image, size: int) -> np.ndarray:
-    """An image as the store loads frames (:func:`avsep.data.store._load_frame`): RGB resized to size x size,
-    bilinear, float32 (3, size, size) in [0, 1]."""
-    arr = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-    return arr.transpose(2, 0, 1).copy()
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e.__cause__ or e).strip()
-    return (text.splitlines() or [type(e).__name__])[0].split(". ")[0]
-
-
 #: What a checkpoint of format 1 carries for separation (:func:`avsep.engine.checkpoint.inference_meta`).
 REQUIRED_META = ("frontend", "fps", "channels", "labels")
 
@@ -150,12 +140,9 @@ def load_model(path: str | Path, device: str = "cpu", threshold: float | None = 
         raise SeparateError(f"{path}: checkpoint does not exist")
     dev = _device(device)
     try:
-        ck = checkpoint.load(path)
-    except (RuntimeError, OSError) as e:
-        raise SeparateError(f"{path}: not a readable avsep checkpoint ({_first_line(e)})") from None
-    if not isinstance(ck, dict) or not {"model", "config", "meta"} <= set(ck):
-        what = "a training resume state (state.pt)" if isinstance(ck, dict) and "optimizer" in ck else "another kind of file"
-        raise SeparateError(f"{path}: not an avsep model checkpoint (no model/config/meta): {what}")
+        ck = checkpoint.load_model_checkpoint(path)
+    except ValueError as e:
+        raise SeparateError(str(e)) from None
     meta, cfg = dict(ck["meta"]), dict(ck["config"])
     version = meta.get("format_version")
     if version is None:
@@ -171,15 +158,15 @@ def load_model(path: str | Path, device: str = "cpu", threshold: float | None = 
     family = LAVSS if "backbone" in cfg else HFRA
     try:
         if family == LAVSS:
-            from avsep.engine.lavss import load_lavss
+            from avsep.engine.lavss import lavss_from
 
-            model, _ = load_lavss(path)
+            model = lavss_from(ck)
         else:
-            model, _ = checkpoint.load_separator(path)
+            model = checkpoint.separator_from(ck)
         frontend = FrontendConfig(**meta["frontend"])
     except (RuntimeError, TypeError, KeyError, ValueError) as e:
         raise SeparateError(f"{path}: incompatible with this version of avsep (its weights or config do not fit "
-                            f"the model: {_first_line(e)})") from None
+                            f"the model: {checkpoint.error_reason(e)})") from None
     return LoadedModel(path=path, family=family, model=model.to(dev).eval(), config=cfg, meta=meta,
                        frontend=frontend, channels=int(meta["channels"]), fps=float(meta["fps"]),
                        labels=tuple(meta["labels"]), device=dev, threshold=threshold)
