@@ -23,3 +23,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     threads: int = 1
+    # Throughput (the defaults are the plain synchronous fp32 loop; only channels_last changes CPU weights, by rounding):
+    prefetch: int = 0  # batches made ahead of the step in the background (0: each when its step starts)
+    loader_workers: int = 0  # with prefetch: 0 = one thread of the training process; > 0 = DataLoader worker processes
+    amp: str = "fp32"  # fp32 | bf16 | fp16: autocast of the forward pass on a GPU (fp16 with a loss scaler); inert on CPU
+    channels_last: bool = False  # channels-last memory format for the model (GPU and CPU; on the CPU it rounds differently)

@@ -28,6 +28,15 @@ class DistContext:
         dist.all_reduce(t)
         return (t / self.world_size).tolist()
 
+    def mean_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of a tensor on this rank's device (``t`` itself in a single process); no host
+        synchronisation on a GPU."""
+        if self.world_size == 1:
+            return t
+        t = t.clone()
+        dist.all_reduce(t)
+        return t / self.world_size
+
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()

@@ -9,10 +9,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from avsep.audio.frontend import FrontendConfig
-from avsep.audio.mixing import mix_sources, spectral_batch
+from avsep.audio.mixing import SpectralBatch, mix_sources, spectral_batch
 from avsep.data.inputs import ClapTargets, VisualInputs
 from avsep.data.mixtures import MixSpec
 from avsep.data.store import ClipStore, load_audio
+from avsep.data.tensors import TensorBatch, to_device
 from avsep.losses.alignment import alignment_loss
 from avsep.losses.separation import SEPARATION_LOSSES
 from avsep.models.hfra.config import SeparatorConfig
@@ -37,31 +38,56 @@ class TrainData:
     clap: ClapTargets | None = None  # cached CLAP embeddings of the training mixtures (alignment)
 
 
-def train_step(
-    model: AVSeparator | torch.nn.Module, data: TrainData, step: int, batch_size: int, align_lambda: float = 0.0,
-    rank_offset: int = 0, device: torch.device | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one training batch and its parts: L = L_sep + lambda * L_align (HFRA eq. 8).
+@dataclass
+class HFRABatch(TensorBatch):
+    """The weight-independent inputs of one training step (:func:`make_batch`)."""
 
-    ``rank_offset``/``batch_size`` select this process's share of the step's global batch (distributed
-    training); ``model`` may be wrapped in DistributedDataParallel.
-    """
-    dev = device or torch.device("cpu")
+    audio: torch.Tensor  # (B, N, L) mono crops of the sources
+    gains: torch.Tensor  # (B, N)
+    visual: torch.Tensor  # (B, N, ...) per-source visual input (frames or cached CLIP embeddings)
+    clap: torch.Tensor | None = None  # (B, D) cached CLAP embedding of each mixture (alignment)
+    spectral: SpectralBatch | None = None  # mixed and transformed here (CPU) or by batch_loss on the device
+
+
+def make_batch(data: TrainData, step: int, batch_size: int, align: bool = False, rank_offset: int = 0,
+               spectral: bool = True) -> HFRABatch:
+    """The batch of ``step`` (``rank_offset``/``batch_size``: this process's share of the global batch): audio
+    crops, gains, visual inputs, the CLAP targets with ``align`` and, with ``spectral``, the mixture's network
+    input and the separation targets (:func:`avsep.audio.mixing.spectral_batch`). Nothing depends on the weights."""
     specs = data.sampler.batch(step, batch_size, rank_offset)
     audio, gains = load_audio(data.store, specs, data.frontend.clip_samples)
-    visual = data.visual(specs).to(dev)
-    sources, mixture = mix_sources(audio[:, :, 0].to(dev), gains.to(dev))
-    batch = spectral_batch(sources, mixture, data.frontend)
-    out = model(batch.log_mag, visual)
+    visual = data.visual(specs)
+    clap = None
+    if align:
+        if data.clap is None:
+            raise ValueError("align_lambda > 0 needs the cached CLAP embeddings of the training mixtures")
+        clap = data.clap(data.sampler.keys(step, batch_size, rank_offset))
+    batch = HFRABatch(audio[:, :, 0], gains, visual, clap)
+    if spectral:
+        batch.spectral = _spectral(batch, data.frontend)
+    return batch
+
+
+def _spectral(batch: HFRABatch, frontend: FrontendConfig) -> SpectralBatch:
+    sources, mixture = mix_sources(batch.audio, batch.gains)
+    return spectral_batch(sources, mixture, frontend)
+
+
+def batch_loss(model: AVSeparator | torch.nn.Module, batch: HFRABatch, frontend: FrontendConfig, align_lambda: float = 0.0,
+               device: torch.device | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of a :class:`HFRABatch` and its parts (detached): L = L_sep + lambda * L_align (HFRA eq. 8).
+    ``model`` may be wrapped in DistributedDataParallel."""
+    b = to_device(batch, device or torch.device("cpu"))
+    spec = b.spectral if b.spectral is not None else _spectral(b, frontend)
+    out = model(spec.log_mag, b.visual)
     net = model.module if isinstance(model, DDP) else model
-    sep = SEPARATION_LOSSES[net.cfg.sep_loss](out["logits"], batch)
+    sep = SEPARATION_LOSSES[net.cfg.sep_loss](out["logits"], spec)
     if align_lambda <= 0:
-        return sep, {"sep": sep.item()}
-    if data.clap is None:
+        return sep, {"sep": sep.detach()}
+    if b.clap is None:
         raise ValueError("align_lambda > 0 needs the cached CLAP embeddings of the training mixtures")
-    target = data.clap(data.sampler.keys(step, batch_size, rank_offset)).to(dev)
-    align = alignment_loss(net.aligned(out["bottleneck"]), target)
-    return sep + align_lambda * align, {"sep": sep.item(), "align": align.item()}
+    align = alignment_loss(net.aligned(out["bottleneck"]), b.clap)
+    return sep + align_lambda * align, {"sep": sep.detach(), "align": align.detach()}
 
 
 @dataclass
@@ -80,9 +106,13 @@ class HFRATask:
             load_resnet18_weights(model.frame_encoder.trunk, self.model_cfg.visual.weights, "model_defaults.visual_weights")
         return model
 
-    def loss(self, model: torch.nn.Module, step: int, batch_size: int, rank_offset: int,
-             device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-        return train_step(model, self.data, step, batch_size, self.align_lambda, rank_offset, device)
+    def batch(self, step: int, batch_size: int, rank_offset: int, device: torch.device) -> HFRABatch:
+        # the STFTs of the mixing on the CPU when training there (made ahead with the rest); on a GPU, by batch_loss
+        return make_batch(self.data, step, batch_size, self.align_lambda > 0, rank_offset, spectral=device.type == "cpu")
+
+    def batch_loss(self, model: torch.nn.Module, batch: HFRABatch,
+                   device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return batch_loss(model, batch, self.data.frontend, self.align_lambda, device)
 
     def checkpoint_config(self) -> dict[str, Any]:
         return self.model_cfg.to_dict()

@@ -10,10 +10,11 @@ from typing import Any
 import torch
 
 from avsep.config.lavss import LAVSSTrainConfig
-from avsep.data.binaural_batches import LAVSSData, mirror_batch
+from avsep.data.binaural_batches import Batch, LAVSSData, mirror_batch
 from avsep.data.binaural_mixtures import LAVSSSampler
+from avsep.data.tensors import TensorBatch, to_device
 from avsep.engine import checkpoint
-from avsep.losses.binaural import loss_terms
+from avsep.losses.binaural import LAVSSTargets, loss_targets, loss_terms
 from avsep.models.hfra.visual import load_resnet18_weights
 from avsep.models.lavss.config import LAVSSConfig
 from avsep.models.lavss.network import LAVSSNet, transfer_pretrained
@@ -28,6 +29,14 @@ def build_model(arch: LAVSSConfig, init: tuple[dict[str, torch.Tensor], LAVSSCon
     if init is not None:
         parts = transfer_pretrained(model, init[0], init[1])
     return model, parts
+
+
+@dataclass
+class LAVSSStep(TensorBatch):
+    """The weight-independent inputs of one LAVSS training step."""
+
+    batch: Batch
+    targets: LAVSSTargets | None = None  # made with the batch on the CPU; by batch_loss on a GPU
 
 
 @dataclass
@@ -54,15 +63,25 @@ class LAVSSTask:
         model, self.transferred = build_model(self.arch, init)
         return model
 
-    def loss(self, model: torch.nn.Module, step: int, batch_size: int, rank_offset: int,
-             device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+    def batch(self, step: int, batch_size: int, rank_offset: int, device: torch.device) -> LAVSSStep:
+        """The step's mixtures (mirrored where drawn) and, on the CPU, their network inputs and eq. 7 targets (on a
+        GPU those STFTs are left to :meth:`batch_loss`)."""
         cfg = self.cfg
         batch = self.data.batch(self.sampler.batch(step, batch_size, rank_offset))
         if cfg.mirror > 0:
             batch = mirror_batch(batch, self.sampler.mirror_flags(step, batch_size, cfg.mirror, rank_offset))
-        terms = loss_terms(model, batch, self.data.frontend, cfg.weighting)
+        targets = None
+        if device.type == "cpu":
+            targets = loss_targets(batch, self.data.frontend, self.arch.ipd, self.arch.ipd_features, cfg.weighting)
+        return LAVSSStep(batch, targets)
+
+    def batch_loss(self, model: torch.nn.Module, batch: LAVSSStep,
+                   device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        b = to_device(batch, device)
+        terms = loss_terms(model, b.batch, self.data.frontend, cfg.weighting, b.targets)
         loss = terms["l1"] + cfg.alpha * terms["l2"] + cfg.beta * terms["time"]
-        return loss, {k: t.item() for k, t in terms.items()}
+        return loss, {k: t.detach() for k, t in terms.items()}
 
     def checkpoint_config(self) -> dict[str, Any]:
         return self.arch.to_dict()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -133,27 +135,61 @@ def gt_masks(src_mags: torch.Tensor) -> torch.Tensor:
     return torch.stack([first, 1.0 - first], dim=1)
 
 
-def loss_terms(model: LAVSSNet, batch: Batch, frontend: FrontendConfig, weighting: str = "none") -> dict[str, torch.Tensor]:
-    """The three terms of eq. 8 for one batch.
+@dataclass
+class LAVSSTargets:
+    """What the loss of a batch needs besides the network's output (:func:`loss_targets`; none of it depends on the
+    weights, so it is made with the batch, ahead of the step)."""
+
+    feats: torch.Tensor  # (B, E, C_in, W, T) the network's audio input (avsep.audio.binaural.audio_features)
+    spec: torch.Tensor  # (B, E, F, T) the mixture STFT
+    gt: torch.Tensor  # (B, N, E, W, T) eq. 7 masks
+    weight: torch.Tensor | None = None  # (B, 1, E, W, T) magnitude weights (weighting="magnitude")
+
+
+WEIGHTINGS = ("none", "magnitude")
+
+
+def _check_weighting(weighting: str) -> None:
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown mask weighting {weighting!r} (none | magnitude)")
+
+
+def loss_targets(batch: Batch, frontend: FrontendConfig, ipd: bool, ipd_features: Sequence[str] = ("cos",),
+                 weighting: str = "none") -> LAVSSTargets:
+    """The network input, mixture STFT, eq. 7 masks and (``weighting="magnitude"``) bin weights of ``batch``, for a
+    model with ``ipd``/``ipd_features``."""
+    _check_weighting(weighting)
+    feats, spec = audio_features(batch.mixture, frontend, ipd, ipd_features)
+    b, n, e = batch.sources.shape[:3]
+    src_w = warp(stft(batch.sources, frontend).abs().reshape(b * n * e, 1, spec.shape[-2], spec.shape[-1]), frontend)
+    gt = gt_masks(src_w.view(b, n, e, *src_w.shape[-2:]))
+    w = None
+    if weighting == "magnitude":
+        mix_w = warp(spec.abs().reshape(b * e, 1, spec.shape[-2], spec.shape[-1]), frontend).view(b, 1, e, -1, spec.shape[-1])
+        w = torch.clamp(torch.log1p(mix_w), 1e-3, 10.0)
+    return LAVSSTargets(feats, spec, gt, w)
+
+
+def loss_terms(model: LAVSSNet, batch: Batch, frontend: FrontendConfig, weighting: str = "none",
+               targets: LAVSSTargets | None = None) -> dict[str, torch.Tensor]:
+    """The three terms of eq. 8 for one batch (``targets``: its :func:`loss_targets`, made here if not given).
 
     ``weighting="none"``: :func:`avsep.audio.binaural.lavss_loss_terms` (every time-frequency bin counts the same).
     ``weighting="magnitude"``: each bin's mask error is weighted by ``clamp(log1p(|X_mix|), 1e-3, 10)`` of its
     ear (the Sound-of-Pixels weighting), i.e. ``sum w |d| / sum w`` and ``sqrt(sum w d^2 / sum w)`` per
     (source, ear): in near-silent bins the eq. 7 label is decided by noise and cannot be learnt.
     """
-    masks, spec = predict_masks(model, batch, frontend)
-    b, n, e = batch.sources.shape[:3]
-    src_w = warp(stft(batch.sources, frontend).abs().reshape(b * n * e, 1, spec.shape[-2], spec.shape[-1]), frontend)
-    gt = gt_masks(src_w.view(b, n, e, *src_w.shape[-2:]))
-    est = masked_waves(masks, spec, frontend)
-    terms = lavss_loss_terms(masks, gt, est, batch.sources)
+    _check_weighting(weighting)
+    t = targets if targets is not None else loss_targets(batch, frontend, model.cfg.ipd, model.cfg.ipd_features, weighting)
+    masks = torch.sigmoid(model(t.feats, batch.images, batch.boxes))
+    est = masked_waves(masks, t.spec, frontend)
+    terms = lavss_loss_terms(masks, t.gt, est, batch.sources)
     if weighting == "none":
         return terms
-    if weighting != "magnitude":
-        raise ValueError(f"unknown mask weighting {weighting!r} (none | magnitude)")
-    mix_w = warp(spec.abs().reshape(b * e, 1, spec.shape[-2], spec.shape[-1]), frontend).view(b, 1, e, -1, spec.shape[-1])
-    w = torch.clamp(torch.log1p(mix_w), 1e-3, 10.0)
-    d = masks - gt
+    if t.weight is None:
+        raise ValueError("weighting='magnitude' needs the targets' bin weights (loss_targets(..., weighting='magnitude'))")
+    w = t.weight
+    d = masks - t.gt
     total = w.sum(dim=(-2, -1))  # (B, 1, E)
     l1 = (w * d.abs()).sum(dim=(-2, -1)) / total
     l2 = torch.sqrt((w * d.pow(2)).sum(dim=(-2, -1)) / total + 1e-12)

@@ -27,6 +27,7 @@ from torch import nn
 from avsep.models.hfra.config import ALIGN_HEADS, FUSIONS, SEP_LOSSES, VISUAL_KINDS, SeparatorConfig, UNetConfig
 from avsep.models.hfra.unet import UNet
 from avsep.models.hfra.visual import FrameEncoder
+from avsep.models.late_fusion import late_fusion
 
 
 class AVSeparator(nn.Module):
@@ -107,6 +108,7 @@ class AVSeparator(nn.Module):
         """
         b, n = visual.shape[:2]
         vl, vm = self.visual_vectors(visual.flatten(0, 1))  # (B*N, ...)
+        per_source = 1  # sources per row of the U-Net's features
         if vm is not None:
             # The U-Net must run once per source: its decoder depends on that source's vector.
             rep = log_mag.repeat_interleave(n, dim=0)
@@ -114,11 +116,12 @@ class AVSeparator(nn.Module):
             bott = bott.view(b, n, *bott.shape[1:])[:, 0]
         else:
             feats, bott = self.unet(log_mag)
-            feats = feats.repeat_interleave(n, dim=0)
+            per_source = n
         if vl is not None:
-            logits = torch.einsum("bchw,bc->bhw", feats, vl * self.scale) + self.bias
+            # sum_c v_c s_c a_c of each source, the mixture's features shared by its sources (not copied)
+            logits = late_fusion(feats, vl * self.scale, per_source) + self.bias
         else:
-            logits = feats[:, 0]
+            logits = (feats.repeat_interleave(per_source, dim=0) if per_source > 1 else feats)[:, 0]
         return {
             "logits": logits.view(b, n, *logits.shape[-2:]),
             "bottleneck": bott.mean(dim=(-2, -1)),

@@ -36,6 +36,19 @@ class BasicBlock(nn.Module):
         return self.relu(y + idt)
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` that pools a CPU tensor in channels-last memory format and returns it contiguous again.
+
+    The same values and, in the backward pass, the same gradient routing (both kernels take the first maximum of
+    each window in the same order): only faster, torch's NCHW max-pooling kernel on the CPU being about 6x slower
+    than its NHWC one (the ResNet stem's pooling was a fifth of the Sound-of-Pixels frame encoder's forward)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous():
+            return super().forward(x)
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 class ResNet18(nn.Module):
     """ResNet-18 trunk with a ``width`` parameter (64 in the papers).
 
@@ -50,7 +63,7 @@ class ResNet18(nn.Module):
             nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False),
             nn.BatchNorm2d(w),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, stride=2, padding=1),
+            MaxPool2d(3, stride=2, padding=1),
         )
         self.layer1 = nn.Sequential(BasicBlock(w, w), BasicBlock(w, w))
         self.layer2 = nn.Sequential(BasicBlock(w, 2 * w, stride=2), BasicBlock(2 * w, 2 * w))

@@ -42,6 +42,7 @@ from torch import nn
 
 from avsep.models.hfra.config import UNetConfig
 from avsep.models.hfra.unet import UNet
+from avsep.models.late_fusion import late_fusion_ears
 from avsep.models.lavss.blocks import (
     AVPFusion,
     CropEncoder,
@@ -133,15 +134,16 @@ class LAVSSNet(nn.Module):
 
             rep = [per_pair(s) for s in skips]
             vp = f_vp.view(b, 1, n, *f_vp.shape[1:]).expand(b, e, n, *f_vp.shape[1:]).reshape(b * e * n, *f_vp.shape[1:])
-            out = unet_decode(self.unet, rep, self.fusion(rep, vp))  # (B E N, C_out, W, T)
-            out = out.view(b, e, n, *out.shape[1:]).transpose(1, 2)  # (B, N, E, C_out, W, T)
+            dec = unet_decode(self.unet, rep, self.fusion(rep, vp))  # (B E N, C_out, W, T)
         else:
-            out = unet_decode(self.unet, skips, skips[-1])  # (B E, k, W, T): one pass per ear
-            out = out.view(b, 1, e, *out.shape[1:]).expand(b, n, e, *out.shape[1:])
+            dec = unet_decode(self.unet, skips, skips[-1])  # (B E, k, W, T): one pass per ear
         if self.late is None:
-            return out[:, :, :, 0]
+            if self.fusion is not None:
+                return dec.view(b, e, n, *dec.shape[1:]).transpose(1, 2)[:, :, :, 0]
+            return dec.view(b, 1, e, *dec.shape[1:]).expand(b, n, e, *dec.shape[1:])[:, :, :, 0]
         v = torch.sigmoid(self.late(f_vp.amax(dim=(-2, -1)))) * self.scale  # (B N, k)
-        return torch.einsum("bnekwt,bnk->bnewt", out, v.view(b, n, -1)) + self.bias
+        # sum_c v_c s_c a_c per (source, ear): (B, N, E, W, T), the per-ear maps not copied per source
+        return late_fusion_ears(dec, v, b, n, e) + self.bias
 
 
 def transfer_pretrained(model: LAVSSNet, state: dict[str, torch.Tensor], pre_cfg: LAVSSConfig) -> list[str]:
