@@ -356,7 +356,11 @@ def test_clap_input_is_the_training_mixture_and_caches_are_indexed(extract_dir, 
 
 def test_config_has_the_embedding_keys_and_rejects_clip_fps_above_the_extracted_rate():
     raw = default_params()
-    assert raw["clip"]["pretrained"] == "random" and raw["clap"]["weights"] == "random"
+    # the default: the domain encoders pre-trained by rules/encoders.smk; random weights validate as well
+    assert raw["clip"]["pretrained"] == "models/encoders/clip/weights.safetensors"
+    assert raw["clap"]["weights"] == "models/encoders/clap/weights"
+    Params({**raw, "clip": {**raw["clip"], "model": "ViT-B-32", "pretrained": "random"},
+            "clap": {**raw["clap"], "weights": "random"}})
     assert set(raw["mixing"]["train_mixtures"]) == {"per_epoch", "distinct_epochs"}
     Params(raw)
     raw["clip"]["fps"] = raw["audio"]["fps"] * 2

@@ -15,6 +15,10 @@ own checkpoints; the audio branch alone needs none of that.)
 - ``hf:<repo id>`` (e.g. ``hf:laion/clap-htsat-unfused``): downloaded by transformers (needs internet),
   labelled ``hf:<repo>@<commit>``.
 
+A directory whose ``config.json`` names its provenance (key ``avsep_weights``, written by
+:mod:`avsep.encoders.pretrain_clap`: a small CLAP pre-trained on the synthetic clips, with its own shorter
+feature extractor saved beside it) is labelled ``<provenance>@sha256:<12 hex>`` instead.
+
 Input audio (any rate) is resampled to 48 kHz (polyphase, exact ratio) and featurised as the checkpoint
 expects: ``truncation="rand_trunc"`` for unfused models (``"fusion"`` if the config enables fusion),
 ``padding="repeatpad"``. Inputs longer than the extractor's 10 s are centre-cropped to 10 s first, so
@@ -24,6 +28,7 @@ projection L2-normalised, as ``ClapModel.get_audio_features`` and ``laion_clap``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import gcd
@@ -99,16 +104,27 @@ class ClapEncoder:
         return np.concatenate(out)
 
 
+#: config.json key naming where the weights come from (their label, before the hash).
+PROVENANCE_KEY = "avsep_weights"
+
+
 def _dir_label(path: Path) -> str:
     files = [path / "config.json"] + [path / f for f in _WEIGHT_FILES if (path / f).is_file()]
     files += sorted(p for p in path.glob("*.safetensors") if p.name not in _WEIGHT_FILES)
-    return f"dir:{path.name}@sha256:{sha256_files(files)[:12]}"
+    digest = sha256_files(files)[:12]
+    try:
+        provenance = json.loads((path / "config.json").read_text()).get(PROVENANCE_KEY)
+    except (OSError, ValueError):
+        provenance = None
+    return f"{provenance}@sha256:{digest}" if provenance else f"dir:{path.name}@sha256:{digest}"
 
 
-def load_clap(weights: str = "random", seed: int = 0, config: Any = None, device: str = "cpu") -> ClapEncoder:
+def load_clap(weights: str = "random", seed: int = 0, config: Any = None, device: str = "cpu",
+              feature_extractor: Any = None) -> ClapEncoder:
     """The CLAP audio encoder with ``weights`` (see the module docstring), in eval mode.
 
-    ``config`` (a ``ClapAudioConfig``) overrides the architecture of ``random`` (tests use a small one).
+    ``config`` (a ``ClapAudioConfig``) overrides the architecture of ``random`` (tests use a small one), and
+    ``feature_extractor`` its ``ClapFeatureExtractor()`` (needed when ``config`` has other mel bands).
     """
     from transformers import ClapAudioConfig, ClapAudioModelWithProjection, ClapFeatureExtractor
 
@@ -116,7 +132,7 @@ def load_clap(weights: str = "random", seed: int = 0, config: Any = None, device
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = ClapAudioModelWithProjection(config if config is not None else ClapAudioConfig())
-        fe = ClapFeatureExtractor()
+        fe = feature_extractor if feature_extractor is not None else ClapFeatureExtractor()
         label = f"random(seed={seed})"
     elif weights.startswith("hf:"):
         repo = weights[3:]

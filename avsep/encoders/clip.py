@@ -9,6 +9,14 @@
 - an open_clip tag of the model (``laion2b_s34b_b79k``, ``openai``, ...): downloaded by open_clip on first
   use (needs internet), labelled by the tag.
 
+A ``.safetensors`` file whose metadata names its provenance (key ``avsep.weights``, written by
+:mod:`avsep.encoders.pretrain_clip`) is labelled ``<provenance>@sha256:<first 12 hex>`` instead, e.g.
+``synth-pretrained(synth-pretrain, seed=1234)@sha256:0123456789ab``.
+
+``model_name`` is an open_clip architecture: a built-in one (``ViT-B-32``) or one of this package's small
+configs in ``avsep/encoders/configs/`` (``avsep-ViT-Ti-8-64``: the domain encoder pre-trained on the synthetic
+clips), registered with open_clip on first use. Each gets its own evaluation transform (at its image size).
+
 Preprocessing is open_clip's evaluation transform of the model (resize the short side to 224 px, bicubic,
 centre crop 224 x 224, RGB, CLIP mean/std). Embeddings are ``encode_image`` (the 512-d projection) L2-
 normalised, as CLIPSep (which HFRA follows for CLIP features) and open_clip's zero-shot usage do: a point
@@ -31,6 +39,35 @@ from avsep.core.weights import file_label
 MODEL_NAME = "ViT-B-32"
 EMBED_DIM = 512
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+#: This package's open_clip model configs (``<name>.json``), registered by :func:`register_configs`.
+CONFIG_DIR = Path(__file__).parent / "configs"
+#: safetensors metadata key naming where the weights come from (their label, before the hash).
+PROVENANCE_KEY = "avsep.weights"
+_REGISTERED: list[bool] = []
+
+
+def register_configs() -> None:
+    """Make the model configs of :data:`CONFIG_DIR` known to open_clip (once per process)."""
+    import open_clip
+
+    if not _REGISTERED:
+        if CONFIG_DIR not in open_clip.factory._MODEL_CONFIG_PATHS:
+            open_clip.add_model_config(CONFIG_DIR)
+        _REGISTERED.append(True)
+
+
+def weights_file_label(path: Path) -> str:
+    """``<provenance>@sha256:<12 hex>`` for a safetensors file that names its provenance, else
+    :func:`avsep.core.weights.file_label`."""
+    label = file_label(path)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            provenance = (f.metadata() or {}).get(PROVENANCE_KEY)
+        if provenance:
+            return f"{provenance}@{label.rsplit('@', 1)[1]}"
+    return label
 
 
 @dataclass
@@ -65,6 +102,7 @@ class ClipEncoder:
 def _random_init(model_name: str, seed: int) -> Any:
     import open_clip
 
+    register_configs()
     # open_clip initialises from torch's global generator: seed a forked copy so callers' RNG is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -75,6 +113,9 @@ def resolve_pretrained(pretrained: str, model_name: str = MODEL_NAME) -> tuple[s
     """``(kind, value)`` with kind ``random``, ``file`` or ``tag``; raises naming the bad value."""
     import open_clip
 
+    register_configs()
+    if model_name not in open_clip.list_models():
+        raise ValueError(f"clip.model: {model_name!r} is not an open_clip architecture (built-in or in {CONFIG_DIR})")
     if pretrained == "random":
         return "random", pretrained
     path = Path(pretrained)
@@ -103,7 +144,7 @@ def load_clip(pretrained: str = "random", model_name: str = MODEL_NAME, seed: in
         label = f"random(seed={seed})"
     elif kind == "file":
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=value)
-        label = file_label(Path(value))
+        label = weights_file_label(Path(value))
     else:
         tag_cfg = open_clip.get_pretrained_cfg(model_name, value)
         quick_gelu = bool(tag_cfg.get("quick_gelu", False)) and "quickgelu" not in model_name.lower()
