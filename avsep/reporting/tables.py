@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from avsep.reporting.seeds import N_SEEDS, mean_over_seeds, spread_columns, std_column
+
+MEAN_COLUMNS = ["SDR", "SIR", "SAR", "SDR_common", "SIR_common", "SAR_common"]  # averaged over seeds
 TABLE_COLUMNS = ["method", "SDR", "SIR", "SAR", "dataset", "n_mixtures", "n_skipped", "visual_weights",
-                 "SDR_common", "SIR_common", "SAR_common", "n_common"]
+                 "SDR_common", "SIR_common", "SAR_common", "n_common", *spread_columns(MEAN_COLUMNS)]
 METRICS = ("sdr", "sir", "sar")
 
 
@@ -28,16 +32,31 @@ def common_means(per_mixture: list[pd.DataFrame], metrics: tuple[str, ...] = MET
     return means, len(common)
 
 
-def separation_table(summaries: list[Path], labels: list[str], per_mixture: list[Path]) -> pd.DataFrame:
+def _runs(files: Sequence[Path | str | Sequence[Path | str]]) -> list[list[Path]]:
+    """Per table row, its run files: a list per row (one per training seed), or a single file."""
+    return [[Path(f)] if isinstance(f, (str, Path)) else [Path(x) for x in f] for f in files]
+
+
+def separation_table(summaries: Sequence[Path | Sequence[Path]], labels: list[str],
+                     per_mixture: Sequence[Path | Sequence[Path]]) -> pd.DataFrame:
     """HFRA Table 1 layout (method, SDR, SIR, SAR) plus dataset, mixture counts, encoder weights and the means
-    over the mixtures every row scored (``*_common``, ``n_common``; from ``per_mixture``, one file per row)."""
+    over the mixtures every row scored (``*_common``, ``n_common``; from ``per_mixture``, one file per row).
+
+    A row given several runs (one summary and one per-mixture file per training seed, the same order in both) is
+    their mean, with ``<metric>_std`` over the seeds and ``n_seeds`` (:func:`avsep.reporting.seeds.mean_over_seeds`);
+    the common mixtures are then those every run of every row scored.
+    """
+    runs, mixes = _runs(summaries), _runs(per_mixture)
+    if [len(r) for r in runs] != [len(r) for r in mixes]:
+        raise ValueError(f"separation table: the runs of each row differ between summaries {runs} and per-mixture files {mixes}")
     rows = []
-    for path, label in zip(summaries, labels):
-        s = json.loads(Path(path).read_text())
-        if s["n_scored"] == 0:
-            raise ValueError(f"{path}: no test mixture was scored ({s['n_skipped']} skipped); refusing to write a table row")
-        rows.append(
-            {
+    for paths, label in zip(runs, labels):
+        seeds = []
+        for path in paths:
+            s = json.loads(Path(path).read_text())
+            if s["n_scored"] == 0:
+                raise ValueError(f"{path}: no test mixture was scored ({s['n_skipped']} skipped); refusing to write a table row")
+            seeds.append({
                 "method": label,
                 "SDR": s["sdr"],
                 "SIR": s["sir"],
@@ -46,12 +65,14 @@ def separation_table(summaries: list[Path], labels: list[str], per_mixture: list
                 "n_mixtures": s["n_scored"],
                 "n_skipped": s["n_skipped"],
                 "visual_weights": s["visual_weights"],
-            }
-        )
-    means, n = common_means([pd.read_parquet(p) for p in per_mixture])
-    for row, m in zip(rows, means):
-        row.update({f"{k.upper()}_common": v for k, v in m.items()}, n_common=n)
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+            })
+        rows.append(seeds)
+    means, n = common_means([pd.read_parquet(p) for paths in mixes for p in paths])
+    it = iter(means)
+    for seeds in rows:
+        for row in seeds:
+            row.update({f"{k.upper()}_common": v for k, v in next(it).items()}, n_common=n)
+    return pd.DataFrame(mean_over_seeds(rows, MEAN_COLUMNS), columns=TABLE_COLUMNS)
 
 
 def separation_vs_paper(ours: pd.DataFrame, methods: list[str], table: str) -> pd.DataFrame:
@@ -66,6 +87,7 @@ def separation_vs_paper(ours: pd.DataFrame, methods: list[str], table: str) -> p
             "method": r["method"], "SDR": r["SDR"], "SIR": r["SIR"], "SAR": r["SAR"], "dataset": r["dataset"],
             "visual_weights": r["visual_weights"], "paper_SDR": p[0], "paper_SIR": p[1], "paper_SAR": p[2],
             "paper_dataset": PAPER_DATASET.get(table, ""),
+            **{c: r[c] for c in spread_columns(("SDR", "SIR", "SAR")) if c in r},
         })
     return pd.DataFrame(rows)
 
@@ -77,4 +99,10 @@ def values_vs_paper(ours: pd.DataFrame, keys: list[str], column: str, paper: dic
     out = ours.copy()
     out[f"paper_{column}"] = [paper.get(k, float("nan")) for k in keys]
     out["paper_dataset"] = PAPER_DATASET.get(table, "")
-    return out
+    return spread_last(out, [std_column(column), N_SEEDS])
+
+
+def spread_last(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``df`` with the seed-spread ``columns`` it has moved to the end (after the paper's, as in every table)."""
+    last = [c for c in columns if c in df.columns]
+    return df[[c for c in df.columns if c not in last] + last]

@@ -28,7 +28,7 @@ def evaluate(
         num_sources=int(p.mixing["num_sources"]),
     )
     table = pd.read_parquet(mixtures)
-    visual, _ = visual_inputs(p.model(model), store, clip_caches)
+    visual, _ = visual_inputs(p.run(model)[0], store, clip_caches)  # a run name: sop, sop~s1235
     per_mix = evaluate_model(net, store, table, visual, cfg, p.frontend, desc=f"evaluate {model}")
     write_parquet(per_mix, out_parquet)
     summary = {

@@ -20,14 +20,15 @@ def train(
     train_mixtures: str | Path, clip_caches: list[tuple[str, str]] | None = None,
     clap_cache: tuple[str, str] | None = None, launch: bool = True,
 ) -> Path:
-    """Train one model variant on one dataset, on the seeded training-mixture manifest.
+    """Train one model variant on one dataset, on the seeded training-mixture manifest. ``model`` is a run name
+    (:meth:`Params.run`): ``sop`` trains with the first of ``seeds``, ``sop~s<s>`` with seed s.
 
     With ``train.processes`` > 1 (and ``launch``) this starts ``torchrun`` with that many processes, each
     running this function through ``python -m avsep.cli train`` (DistributedDataParallel).
     """
     if launch and p.train_processes > 1:
         return _launch_distributed(p, dataset, model, manifest, out_ckpt, train_mixtures, clip_caches, clap_cache)
-    v = p.model(model)
+    v, cfg = p.run(model)  # the variant and train: with the run's seed (the data and mixtures keep `seed`)
     d = p.dataset(dataset)
     store = ClipStore(manifest, p.frontend.sample_rate, d.channels)
     sampler = TableSampler(pd.read_parquet(train_mixtures), int(p.mixing["num_sources"]), where=str(train_mixtures))
@@ -42,7 +43,7 @@ def train(
         meta["clap_weights"] = cache_weights_label(clap_cache[0])
     data = TrainData(store=store, sampler=sampler, visual=visual, frontend=p.frontend, clap=clap)
     out = Path(out_ckpt)
-    final = fit(HFRATask(v.separator, data, v.align_lambda), p.train, out.parent, meta)
+    final = fit(HFRATask(v.separator, data, v.align_lambda), cfg, out.parent, meta)
     if final != out:
         raise RuntimeError(f"training wrote {final}, expected {out}")
     return final
