@@ -30,7 +30,7 @@ rule synth:
         "logs/synth/{dataset}.log",
     benchmark:
         "logs/benchmarks/synth/{dataset}.tsv"
-    threads: 1
+    threads: 2  # clips render in parallel processes (the files do not depend on it)
     resources:
         mem_mb=2000,
     conda:

@@ -12,7 +12,7 @@ import soundfile as sf
 from PIL import Image
 
 from avsep.core.io import STATUS_FAILED, STATUS_OK, write_parquet
-from avsep.data.prepare.decode import ExtractConfig, ExtractError, extract_clip
+from avsep.data.prepare.decode import ExtractConfig, ExtractError, _decode_error, extract_clip
 from avsep.data.prepare.extract import extract_dataset
 from avsep.data.prepare.media import MediaError, run_ffmpeg
 from avsep.data.prepare.readers import list_frames, load_audio, load_frame
@@ -223,6 +223,16 @@ def _mtimes(out: Path) -> dict[str, int]:
     paths = [*out.glob("audio/**/*"), *out.glob("frames/**/*"), out / "frames" / "good"]
     paths.append(out / "extract_config.json")
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in paths}
+
+
+def test_the_reason_of_a_decode_error_does_not_depend_on_the_order_of_ffmpegs_log_lines() -> None:
+    # ffmpeg's demuxer and decoder log from their own threads: the same file gives these lines in either order
+    demux = "[in#0/mov,mp4,m4a,3gp,3g2,mj2 @ 0x557fc7463500] stream 1, offset 0xe2bc: partial file"
+    dec = "[aist#0:1/aac @ 0x55d2429e9500] Error submitting packet to decoder: Invalid data found when processing input"
+    first, second = _decode_error(f"{demux}\n{dec}\n"), _decode_error(f"{dec}\n{demux}\n")
+    assert first == second == "stream 1, offset 0xe2bc: partial file"
+    assert _decode_error(dec) == "Error submitting packet to decoder: Invalid data found when processing input"
+    assert _decode_error("frame= 10 fps=0.0\n") is None
 
 
 def test_rerun_is_noop(

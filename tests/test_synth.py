@@ -68,10 +68,10 @@ def xcorr_lag(left: np.ndarray, right: np.ndarray) -> int:
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, pd.DataFrame]:
-    """The tiny dataset rendered twice into two directories."""
+    """The tiny dataset rendered twice into two directories: in this process, then in 2 worker processes."""
     a, b = tmp_path_factory.mktemp("synth_a"), tmp_path_factory.mktemp("synth_b")
     manifest = generate_dataset(TINY, a, progress=False)
-    generate_dataset(TINY, b, progress=False)
+    generate_dataset(TINY, b, progress=False, workers=2)
     return a, b, manifest
 
 
@@ -144,6 +144,7 @@ def test_streams(tiny_runs: tuple[Path, Path, pd.DataFrame]) -> None:
 
 
 def test_deterministic(tiny_runs: tuple[Path, Path, pd.DataFrame]) -> None:
+    """Same bytes from a second run, whether clips render in this process or in worker processes."""
     a, b, _ = tiny_runs
     pd.testing.assert_frame_equal(pd.read_parquet(a / "manifest.parquet"), pd.read_parquet(b / "manifest.parquet"))
     pd.testing.assert_frame_equal(pd.read_parquet(a / "boxes.parquet"), pd.read_parquet(b / "boxes.parquet"))

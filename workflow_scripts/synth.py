@@ -3,4 +3,4 @@ from avsep.stages import data
 from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
-    data.synth(p, snakemake.wildcards.dataset, snakemake.output.manifest)  # noqa: F821
+    data.synth(p, snakemake.wildcards.dataset, snakemake.output.manifest, workers=snakemake.threads)  # noqa: F821

@@ -11,29 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class FrontendConfig:
-    """STFT and warp sizes (the papers' values are the defaults)."""
-
-    sample_rate: int = 11025
-    clip_samples: int = 65535
-    n_fft: int = 1022
-    hop: int = 256
-    warp_bins: int = 256
-
-    @property
-    def n_freq(self) -> int:
-        return self.n_fft // 2 + 1
-
-    @property
-    def n_frames(self) -> int:
-        return self.clip_samples // self.hop + 1
+from avsep.audio.config import FrontendConfig
 
 
 @functools.lru_cache(maxsize=8)

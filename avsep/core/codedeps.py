@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "avsep"
@@ -27,11 +27,19 @@ def _module_file(root: Path, module: str) -> Path | None:
 
 def _package_of(root: Path, file: Path) -> str:
     parts = list(file.relative_to(root).with_suffix("").parts)
-    return ".".join(parts[:-1]) if parts[-1] != "__init__" else ".".join(parts[:-1])
+    return ".".join(parts[:-1])  # a module's package, and an __init__.py's own package
 
 
-def _imports(root: Path, file: Path) -> set[str]:
+def _imports(root: Path, file: Path) -> frozenset[str]:
     """The ``avsep`` modules ``file`` imports (``from pkg import mod`` counts ``pkg.mod`` when it is a module)."""
+    st = file.stat()
+    return _parsed_imports(root, file, st.st_mtime_ns, st.st_size)
+
+
+@cache
+def _parsed_imports(root: Path, file: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """:func:`_imports` of one version of ``file`` (its mtime and size key the cache: a workflow parses each
+    module once, not once per rule)."""
     tree = ast.parse(file.read_text(), filename=str(file))
     in_package = file.resolve().is_relative_to((root / PACKAGE).resolve())
     pkg = _package_of(root, file) if in_package else ""
@@ -47,10 +55,10 @@ def _imports(root: Path, file: Path) -> set[str]:
                 mod = node.module or ""
             found.add(mod)
             found.update(f"{mod}.{a.name}" for a in node.names if _module_file(root, f"{mod}.{a.name}"))
-    return {m for m in found if m == PACKAGE or m.startswith(PACKAGE + ".")}
+    return frozenset(m for m in found if m == PACKAGE or m.startswith(PACKAGE + "."))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _closure(root: Path, start: Path) -> tuple[Path, ...]:
     seen: set[Path] = set()
     todo = [start]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from avsep.data.mixtures import MixSpec
+
+if TYPE_CHECKING:  # torch is imported where it is used: the workflow imports this module while it plans the DAG
+    import torch
 
 BOX_KINDS = ("detected", "ground_truth")
 SAME_OBJECT_IOU = 0.3  # a box of the same object in another frame overlaps the kept one at least this much
@@ -61,6 +64,8 @@ class BoxSource:
 
     def boxes(self, specs: Sequence[MixSpec]) -> torch.Tensor:
         """(B, N, 4) float32 boxes of the (single) frame of every source of ``specs``."""
+        import torch
+
         out = np.array([[self.box(c, fr[len(fr) // 2]) for c, fr in zip(sp.clips, sp.frames)] for sp in specs])
         return torch.from_numpy(out.astype(np.float32))
 

@@ -10,8 +10,9 @@ from avsep.config.params import Params
 from avsep.core.io import status_counts
 
 
-def synth(p: Params, dataset: str, out_manifest: str | Path) -> pd.DataFrame:
-    """Render an embedded synthetic dataset as real mp4 files (where downloads would land)."""
+def synth(p: Params, dataset: str, out_manifest: str | Path, workers: int = 1) -> pd.DataFrame:
+    """Render an embedded synthetic dataset as real mp4 files (where downloads would land), in ``workers``
+    processes (the rule's threads: the files do not depend on it)."""
     from avsep.data.prepare.instruments import DATASET_CLASSES
     from avsep.data.prepare.synth import SynthConfig, generate_dataset
 
@@ -30,7 +31,7 @@ def synth(p: Params, dataset: str, out_manifest: str | Path) -> pd.DataFrame:
         soundfont=str(s["soundfont"]),
     )
     out_dir = Path(out_manifest).parent
-    df = generate_dataset(cfg, out_dir, progress=True)
+    df = generate_dataset(cfg, out_dir, progress=True, workers=workers)
     print(f"synth {dataset}: {status_counts(df)}", flush=True)
     return df
 

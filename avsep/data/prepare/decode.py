@@ -25,7 +25,8 @@ FRAME_PATTERN = "%06d.jpg"
 #: Peak amplitude (full scale = 1.0) below which a clip counts as silent.
 SILENCE_PEAK = 1e-4
 #: ffmpeg stderr lines (at -loglevel error) that mean the input is truncated or corrupt even when
-#: ffmpeg itself exits 0 (e.g. an mp4 with its moov atom up front but the media data cut off).
+#: ffmpeg itself exits 0 (e.g. an mp4 with its moov atom up front but the media data cut off); the root
+#: cause (the demuxer's short read) first.
 _DECODE_ERRORS = ("partial file", "Invalid data found")
 #: ffmpeg's "[in#0/mov,mp4 @ 0x55d0c...] " context prefix: a memory address, so never part of a reason.
 _FFMPEG_CONTEXT = re.compile(r"\[[^\]]* @ 0x[0-9a-fA-F]+\]\s*")
@@ -177,9 +178,22 @@ def _run_ffmpeg_checked(video: Path, args: list[str]) -> None:
         if _NO_PACKETS in msg and "/image2 @" in msg:  # the frames output (ffmpeg's out#1) got nothing
             raise ExtractError(video, "no video frames decoded (0 frames)") from None
         raise ExtractError(video, _strip_path(msg, video)) from None
-    for line in proc.stderr.splitlines():
-        if any(marker in line for marker in _DECODE_ERRORS):
-            raise ExtractError(video, f"truncated or corrupt file ({_clean(line)})")
+    reason = _decode_error(proc.stderr)
+    if reason is not None:
+        raise ExtractError(video, f"truncated or corrupt file ({reason})")
+
+
+def _decode_error(stderr: str) -> str | None:
+    """The decode error ffmpeg reported, if any: the first line with the first marker of :data:`_DECODE_ERRORS`
+    that occurs. ffmpeg's demuxer and decoders log from their own threads, so the order of their lines varies
+    from run to run; choosing by marker (the demuxer's "partial file" before a decoder's "Invalid data") keeps
+    the reason, and so the manifest, the same on every run."""
+    lines = stderr.splitlines()
+    for marker in _DECODE_ERRORS:
+        for line in lines:
+            if marker in line:
+                return _clean(line)
+    return None
 
 
 def _check_audio(video: Path, wav: Path, cfg: ExtractConfig) -> int:

@@ -21,12 +21,17 @@ Outputs of :func:`generate_dataset` under ``out_dir``::
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import functools
 import math
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +43,7 @@ from avsep.data.prepare import spatial
 from avsep.data.prepare.instruments import DATASET_CLASSES, DRUM_BANK, get_instrument
 from avsep.data.prepare.media import MediaError, ffmpeg_exe
 from avsep.data.prepare.synth_audio import DEFAULT_SOUNDFONT, render_clip_audio
-from avsep.data.prepare.synth_frames import layout_boxes, plan_layout, render_frames
+from avsep.data.prepare.synth_frames import BACKGROUNDS, layout_boxes, plan_layout, render_frames
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -71,6 +76,17 @@ class SynthConfig:
         instances_per_clip: objects of the clip's class shown (and heard) at once, side by side.
         seed: base seed; each clip derives its own from it.
         soundfont: General MIDI SoundFont (sf2) used to render the audio.
+        size_range: optional ``(lo, hi)`` range of an object's longer side, as a fraction of the frame;
+            None keeps the defaults (0.3-0.45, binaural 0.26-0.34).
+        free_position: draw single objects anywhere (centre x in 0.2-0.8, y in 0.3-0.7) instead of in
+            the three horizontal zones.
+        background: ``"muted"`` (the default low-contrast backgrounds) or ``"varied"`` (wider brightness,
+            colour cast and gradient; contains the muted range).
+        pitch_shift: melodic phrases of a clip move their class's pitch range by a seeded whole number of
+            semitones in ``[-pitch_shift, pitch_shift]`` (0: never).
+
+    The last four knobs add variation (the encoder pre-training set uses them); at their defaults every clip
+    is byte-identical to a config without them.
     """
 
     name: str
@@ -84,6 +100,10 @@ class SynthConfig:
     instances_per_clip: int = 1
     seed: int = 0
     soundfont: str = DEFAULT_SOUNDFONT
+    size_range: tuple[float, float] | None = None
+    free_position: bool = False
+    background: str = "muted"
+    pitch_shift: int = 0
 
     def __post_init__(self) -> None:
         if not _SAFE.match(self.name):
@@ -101,11 +121,19 @@ class SynthConfig:
             raise ValueError("clip_seconds, video_fps must be positive and sample_rate >= 8000")
         if not 1 <= self.instances_per_clip <= 3:
             raise ValueError("instances_per_clip must be 1, 2 or 3")
+        if self.size_range is not None:
+            lo, hi = self.size_range
+            if not 0.1 <= lo <= hi <= 0.6:
+                raise ValueError(f"size_range must be (lo, hi) with 0.1 <= lo <= hi <= 0.6, got {self.size_range}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if not 0 <= int(self.pitch_shift) <= 12:
+            raise ValueError(f"pitch_shift must be 0-12 semitones, got {self.pitch_shift}")
 
     @property
     def n_frames(self) -> int:
         """Frames per clip."""
-        return max(1, int(round(self.clip_seconds * self.video_fps)))
+        return max(1, round(self.clip_seconds * self.video_fps))
 
     @property
     def duration(self) -> float:
@@ -115,7 +143,7 @@ class SynthConfig:
     @property
     def n_samples(self) -> int:
         """Audio samples per clip."""
-        return int(round(self.duration * self.sample_rate))
+        return round(self.duration * self.sample_rate)
 
 
 def preset_config(dataset: str, clips_per_class: dict[str, int] | None = None, seed: int = 0,
@@ -166,7 +194,7 @@ def encode_clip(frames: np.ndarray, audio: np.ndarray, sample_rate: int, fps: in
     Frames are piped to ffmpeg as raw RGB; the audio goes through a temporary float wav. The file is
     written atomically. Raises :class:`avsep.data.prepare.media.MediaError` if ffmpeg fails.
     """
-    T, H, W, _ = frames.shape
+    _, H, W, _ = frames.shape
     channels = audio.shape[0]
     with tempfile.TemporaryDirectory(prefix="avsep-synth-") as td:
         wav = Path(td) / "audio.wav"
@@ -182,7 +210,7 @@ def encode_clip(frames: np.ndarray, audio: np.ndarray, sample_rate: int, fps: in
                 "-c:a", "aac", "-b:a", f"{64 * channels}k", "-ar", str(sample_rate), "-ac", str(channels),
                 *BITEXACT, "-movflags", "+faststart", "-f", "mp4", str(tmp),
             ]
-            proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
+            proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=False)
             if proc.returncode != 0:
                 err = proc.stderr.decode(errors="replace").strip().splitlines()
                 raise MediaError(f"{out_path}: ffmpeg encode failed: {err[-1] if err else proc.returncode}")
@@ -220,11 +248,12 @@ def render_clip(cfg: SynthConfig, plan: ClipPlan, out_dir: Path) -> tuple[dict[s
     return row, boxes
 
 
-def generate_dataset(cfg: SynthConfig, out_dir: Path, progress: bool = True) -> pd.DataFrame:
+def generate_dataset(cfg: SynthConfig, out_dir: Path, progress: bool = True, workers: int = 1) -> pd.DataFrame:
     """Render every clip of ``cfg`` under ``out_dir``; write and return the manifest.
 
     Writes ``videos/{id}.mp4``, ``boxes.parquet`` and (last, so its presence means the set is complete)
-    ``manifest.parquet``. Every file is written atomically.
+    ``manifest.parquet``. Every file is written atomically. ``workers`` > 1 renders clips in that many
+    processes; every clip is seeded by its own plan, so the files are the same bytes for any ``workers``.
     """
     from avsep.core.progress import progress as tqdm
 
@@ -232,12 +261,28 @@ def generate_dataset(cfg: SynthConfig, out_dir: Path, progress: bool = True) -> 
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     plans = plan_clips(cfg)
     rows, boxes = [], []
-    for plan in tqdm(plans, desc=f"synth {cfg.name}", unit="clip", disable=not progress):
-        row, bx = render_clip(cfg, plan, out_dir)
-        rows.append(row)
-        boxes.append(bx)
+    bar = tqdm(total=len(plans), desc=f"synth {cfg.name}", unit="clip", disable=not progress)
+    with render_pool(workers) as pool:
+        for row, bx in pool.map(functools.partial(render_clip, cfg, out_dir=out_dir), plans):
+            rows.append(row)
+            boxes.append(bx)
+            bar.update(1)
+    bar.close()
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     box_df = pd.concat(boxes, ignore_index=True) if boxes else pd.DataFrame(columns=list(BOX_COLUMNS))
     write_parquet(box_df[list(BOX_COLUMNS)], out_dir / "boxes.parquet")
     write_parquet(manifest, out_dir / "manifest.parquet")
     return manifest
+
+
+@contextlib.contextmanager
+def render_pool(workers: int) -> Iterator[Any]:
+    """``map`` in plan order: in this process, or in ``workers`` forked processes."""
+    if workers <= 1:
+        yield builtins
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool

@@ -9,6 +9,7 @@ mono or binaural, normalised, redrawn until every second is active). The frames 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -212,8 +213,13 @@ def render_clip_audio(cfg: SynthConfig, plan: ClipPlan, azimuths: list[float]) -
 
     One phrase per instance (mono, or binaural at that instance's azimuth), summed. Phrases are redrawn
     until every 1 s window is active (:data:`MIN_WINDOW_RMS`). Returns the audio and its peak.
+    With ``cfg.pitch_shift`` > 0 a melodic class's pitch range moves by a seeded number of semitones.
     """
     spec = get_instrument(plan.label)
+    if cfg.pitch_shift and not spec.percussion:
+        shift = int(rng(plan.seed, "pitch_shift").integers(-cfg.pitch_shift, cfg.pitch_shift + 1))
+        lo, hi = spec.pitch_range
+        spec = dataclasses.replace(spec, pitch_range=(min(max(lo + shift, 12), 115), min(max(hi + shift, 12), 115)))
     target = float(rng(plan.seed, "peak").uniform(0.5, 0.9))
     for attempt in range(MAX_RENDER_ATTEMPTS):
         mix = np.zeros((2 if cfg.binaural else 1, cfg.n_samples), dtype=np.float64)

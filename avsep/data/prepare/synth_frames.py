@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 _ASPECT = {"tall_rect": (0.55, 1.0), "wide_rect": (1.0, 0.55), "tall_ellipse": (0.6, 1.0), "wide_ellipse": (1.0, 0.6)}
 _SUPERSAMPLE = 4
+#: Background styles (:attr:`avsep.data.prepare.synth.SynthConfig.background`).
+BACKGROUNDS = ("muted", "varied")
 
 
 def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -135,13 +137,23 @@ def make_sprite(app: Appearance, longest_px: int, color_jitter: np.ndarray | Non
     return Sprite(rgb=rgb, alpha=alpha[..., None], box=box)
 
 
-def make_background(size: int, gen: np.random.Generator) -> np.ndarray:
-    """A muted, low-saturation background: gradient, soft blobs and fine grain; (size, size, 3) float32."""
-    base = gen.uniform(100.0, 150.0) + gen.uniform(-10.0, 10.0, size=3)
+def make_background(size: int, gen: np.random.Generator, style: str = "muted") -> np.ndarray:
+    """A muted, low-saturation background: gradient, soft blobs and fine grain; (size, size, 3) float32.
+
+    ``style="varied"`` draws from wider ranges (brightness 70-190, colour cast +-35, gradient +-60, blobs
+    +-20) that contain the muted ones.
+    """
+    varied = style == "varied"
+    if varied:
+        base = gen.uniform(70.0, 190.0) + gen.uniform(-35.0, 35.0, size=3)
+    else:
+        base = gen.uniform(100.0, 150.0) + gen.uniform(-10.0, 10.0, size=3)
     yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
     ang = gen.uniform(0, 2 * np.pi)
-    grad = (np.cos(ang) * (xx - 0.5) + np.sin(ang) * (yy - 0.5)) * gen.uniform(-30.0, 30.0)
-    coarse = gen.uniform(-10.0, 10.0, size=(5, 5))
+    amp = 60.0 if varied else 30.0
+    grad = (np.cos(ang) * (xx - 0.5) + np.sin(ang) * (yy - 0.5)) * gen.uniform(-amp, amp)
+    blob = 20.0 if varied else 10.0
+    coarse = gen.uniform(-blob, blob, size=(5, 5))
     idx = np.linspace(0, 4, size)
     blobs = np.array([np.interp(idx, np.arange(5), row) for row in coarse])  # (5, size)
     blobs = np.array([np.interp(idx, np.arange(5), col) for col in blobs.T]).T  # (size, size)
@@ -176,22 +188,30 @@ def plan_layout(cfg: SynthConfig, plan: ClipPlan) -> list[Layout]:
         if n_inst == 1:
             lo, hi = (0.26, 0.34) if cfg.binaural else (0.3, 0.45)
             centres = (0.2, 0.5, 0.8) if cfg.binaural else (0.27, 0.5, 0.73)
-            cx0 = centres[(plan.index + zone_offset) % 3] + gen.uniform(-0.04, 0.04)
+            if cfg.free_position:
+                cx0 = gen.uniform(0.2, 0.8)
+            else:
+                cx0 = centres[(plan.index + zone_offset) % 3] + gen.uniform(-0.04, 0.04)
         else:
             lo, hi = 0.6 / n_inst, 0.8 / n_inst
             cx0 = (k + 0.5) / n_inst + gen.uniform(-0.03, 0.03)
+        if cfg.size_range is not None:
+            lo, hi = cfg.size_range
         sprite = make_sprite(spec.appearance, int(round(gen.uniform(lo, hi) * S)), jitter_rgb)
-        left, top = _track(cfg, sprite, cx0, gen)
+        left, top = _track(cfg, sprite, cx0, gen, y_spread=0.2 if cfg.free_position and n_inst == 1 else 0.12)
         layouts.append(Layout(sprite, left, top))
     return layouts
 
 
-def _track(cfg: SynthConfig, sprite: Sprite, cx0: float, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame integer top-left of the sprite: slow sinusoidal drift plus a pixel of jitter, kept inside."""
+def _track(cfg: SynthConfig, sprite: Sprite, cx0: float, gen: np.random.Generator,
+           y_spread: float = 0.12) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame integer top-left of the sprite: slow sinusoidal drift plus a pixel of jitter, kept inside.
+
+    The centre starts ``y_spread`` (fraction of the frame) at most above or below the middle."""
     S, T = cfg.frame_size, cfg.n_frames
     w, h = sprite.size
     t = np.arange(T) / cfg.video_fps
-    cy0 = 0.5 + gen.uniform(-0.12, 0.12)
+    cy0 = 0.5 + gen.uniform(-y_spread, y_spread)
     ax, ay = gen.uniform(0.01, 0.035), gen.uniform(0.01, 0.03)
     fx, fy = gen.uniform(0.1, 0.4), gen.uniform(0.1, 0.5)
     px, py = gen.uniform(0, 2 * np.pi, size=2)
@@ -205,7 +225,7 @@ def _track(cfg: SynthConfig, sprite: Sprite, cx0: float, gen: np.random.Generato
 def render_frames(cfg: SynthConfig, plan: ClipPlan, layouts: list[Layout]) -> np.ndarray:
     """All frames of the clip, ``(n_frames, S, S, 3)`` uint8."""
     S = cfg.frame_size
-    bg = make_background(S, rng(plan.seed, "background"))
+    bg = make_background(S, rng(plan.seed, "background"), cfg.background)
     frames = np.empty((cfg.n_frames, S, S, 3), dtype=np.uint8)
     for f in range(cfg.n_frames):
         img = bg.copy()
