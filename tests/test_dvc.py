@@ -117,15 +117,16 @@ def test_dvc_repro_equals_snakemake_then_experiment_metrics_and_plots(tmp_path: 
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-q", "-m", "baseline")
     base_ckpt = (repo / "models/synth-music/sop/checkpoint.pt").read_bytes()
-    _dvc(repo, "exp", "run", "-S", "train.lr=0.002", "-n", "lr2")
+    new_lr = params["train"]["lr"] * 2  # a value the config does not already have, whatever its default
+    _dvc(repo, "exp", "run", "-S", f"train.lr={new_lr}", "-n", "lr2")
     assert (repo / "models/synth-music/sop/checkpoint.pt").read_bytes() != base_ckpt
     new_log = pd.read_csv(repo / "models/synth-music/sop/train_log.csv")
-    assert new_log["lr"].iloc[0] == pytest.approx(0.002)
+    assert new_log["lr"].iloc[0] == pytest.approx(new_lr)
     shown = json.loads(_dvc(repo, "exp", "show", "--json").stdout)
     runs = {e["name"]: e["revs"][0]["data"] for rev in shown for e in rev.get("experiments") or []}
     assert set(runs) == {"lr2"}, shown
     exp = runs["lr2"]
-    assert exp["params"]["params.yaml"]["data"]["train"]["lr"] == 0.002
+    assert exp["params"]["params.yaml"]["data"]["train"]["lr"] == pytest.approx(new_lr)
     exp_metrics = exp["metrics"]["results/metrics/table1.json"]["data"]["Sound-of-Pixels"]
     workspace_table = pd.read_csv(repo / TABLE).iloc[0]
     for col in ("SDR", "SIR", "SAR"):
