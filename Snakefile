@@ -28,6 +28,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/mix.smk"
 include: "rules/embed.smk"
+include: "rules/encoders.smk"
 include: "rules/detect.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
@@ -43,3 +44,5 @@ rule all:
         [f"results/{t}.csv" for t in config.get("lavss", {}).get("tables", {})],
         "results/detector.csv" if config.get("detect", {}).get("weights") == "trained" else [],
         expand("data/{dataset}/detect/objects.parquet", dataset=config.get("detect", {}).get("datasets", [])),
+        # the zero-shot table of the domain encoders, where the caches use them (the default; not the paper config)
+        "results/encoders.csv" if USES_DOMAIN_ENCODERS and set(ENC_TABLE_DATASETS) <= set(config["datasets"]) else [],

@@ -2,7 +2,7 @@
 import re
 
 from avsep.config.lavss import MIX_GT
-from avsep.config.params import method_labels, model_entry
+from avsep.config.params import SEED_MARK, method_labels, model_entry, model_runs, resolve_run
 from avsep.core.codedeps import code_files
 from avsep.data.boxes import box_inputs
 
@@ -12,12 +12,24 @@ MODELS = list(config["models"])
 
 wildcard_constraints:
     dataset="|".join(re.escape(d) for d in DATASETS),
-    model="|".join(re.escape(m) for m in MODELS),
+    # a variant (its first seed's run) or a further seed's run of it, `<model>~s<seed>` (params `seeds:`)
+    model="(?:" + "|".join(re.escape(m) for m in MODELS) + f")(?:{re.escape(SEED_MARK)}[0-9]+)?",
     baseline="|".join(re.escape(b) for b in config.get("baselines", {})) or "(?!)",
 
 
 def model_params(model):
-    return model_entry(config, model)
+    """The registry entry of a run's variant (``sop~s1235`` -> ``sop``; a malformed run name is an error)."""
+    return model_entry(config, resolve_run(config, model)[0])
+
+
+def train_seed(model):
+    """The training seed of a run: the first of ``seeds`` for ``sop``, s for ``sop~s<s>``."""
+    return resolve_run(config, model)[1]
+
+
+def table_runs(methods):
+    """The run names a table reads: every training seed of each trained method, a baseline once."""
+    return [r for m in methods for r in model_runs(config, m)]
 
 
 def code(script):
@@ -76,10 +88,18 @@ def eval_inputs(w):
 BASELINES = list(config.get("baselines", {}))
 
 
+PRETRAINED_ENCODERS = ("models/encoders/clip/", "models/encoders/clap/")  # outputs of rules/encoders.smk
+# whether the CLIP or CLAP caches load the encoders pre-trained by rules/encoders.smk
+USES_DOMAIN_ENCODERS = str(config["clip"].get("pretrained", "")).startswith(PRETRAINED_ENCODERS) or str(
+    config["clap"].get("weights", "")).startswith(PRETRAINED_ENCODERS)
+
+
 def local_weights(spec):
     """A local weights file, or the files of a weights directory, as inputs (new weights rerun the cache)."""
     import os
 
+    if spec.startswith(PRETRAINED_ENCODERS):
+        return [spec]  # made by rules/encoders.smk: the cache waits for the pre-training
     if not os.path.exists(spec):
         return []  # random, a tag or a hub id (the loader names a missing path)
     if os.path.isdir(spec):
@@ -93,17 +113,17 @@ SEPARATION_TABLES = [t for t in ("table1", "table2", "table3", "table6") if t in
 
 def table_summaries(w):
     t = config["tables"][w.table]
-    return expand("results/eval/{dataset}/{method}.json", dataset=t["dataset"], method=t["methods"])
+    return expand("results/eval/{dataset}/{run}.json", dataset=t["dataset"], run=table_runs(t["methods"]))
 
 
 def table_per_mixture(w):
     t = config["tables"][w.table]
-    return expand("results/eval/{dataset}/{method}.parquet", dataset=t["dataset"], method=t["methods"])
+    return expand("results/eval/{dataset}/{run}.parquet", dataset=t["dataset"], run=table_runs(t["methods"]))
 
 
 def table_checkpoints(name):
     t = config["tables"][name]
-    return expand("models/{dataset}/{model}/checkpoint.pt", dataset=t["dataset"], model=t["methods"])
+    return expand("models/{dataset}/{run}/checkpoint.pt", dataset=t["dataset"], run=table_runs(t["methods"]))
 
 
 def figure3_inputs(w):
@@ -111,6 +131,7 @@ def figure3_inputs(w):
     ins = {
         "manifest": f"data/{f['dataset']}/extract/manifest.parquet",
         "mixtures": f"data/{f['dataset']}/test_mixtures.parquet",
+        # the figures show the first seed's run of each method (the tables average the seeds)
         "checkpoints": expand("models/{dataset}/{model}/checkpoint.pt", dataset=f["dataset"], model=f["methods"]),
     }
     if any(model_params(m)["visual"] == "embedding" for m in f["methods"]):

@@ -43,6 +43,7 @@ rule clip_cache:
         "logs/clip_cache/{dataset}/{split}.log",
     benchmark:
         "logs/benchmarks/clip_cache/{dataset}/{split}.tsv"
+    priority: 1  # every CLIP variant's training waits for it
     threads: config["threads"]
     resources:
         mem_mb=4000,
@@ -74,6 +75,7 @@ rule clap_cache:
         "logs/clap_cache/{dataset}.log",
     benchmark:
         "logs/benchmarks/clap_cache/{dataset}.tsv"
+    priority: 2  # the longest chain: CLAP cache -> aligned training -> its evaluation (benchmarks/README.md)
     threads: config["threads"]
     resources:
         mem_mb=4000,

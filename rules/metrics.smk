@@ -27,7 +27,7 @@ rule table_metrics:
 
 
 rule table_plots:
-    input:
+    input:  # the first seed's run of each method (params seeds:); the table and its metrics average the seeds
         per_mixture=lambda w: expand(
             "results/eval/{dataset}/{method}.parquet",
             dataset=config["tables"][w.table]["dataset"],

@@ -73,9 +73,9 @@ rule gap_table:
 rule per_instrument_table:
     input:
         per_mixture=lambda w: expand(
-            "results/eval/{dataset}/{model}.parquet",
+            "results/eval/{dataset}/{run}.parquet",
             dataset=config["tables"]["tableA1"]["dataset"],
-            model=config["tables"]["tableA1"]["methods"],
+            run=table_runs(config["tables"]["tableA1"]["methods"]),
         ),
         code=code("per_instrument_table"),
     output:

@@ -12,7 +12,7 @@ rule train:
         model=lambda w: model_params(w.model),
         train=config["train"],
         mixing=config["mixing"],
-        seed=config["seed"],
+        seed=lambda w: train_seed(w.model),  # the run's training seed (params seeds:); data and mixtures use `seed`
     log:
         "logs/train/{dataset}/{model}.log",
     benchmark:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ def tiny_dataset(tmp_path_factory):
         for label, (f0, colour) in LABELS.items():
             for k, x in enumerate(POSITIONS):
                 cid = f"{label}-{split}-{k}"
-                gen = np.random.default_rng(abs(hash((cid, 7))) % 2**31)
+                gen = np.random.default_rng(zlib.crc32(cid.encode()) + 7)  # not hash(): it changes per process
                 t = np.arange(n) / sr
                 env = 0.6 + 0.4 * np.sin(2 * np.pi * gen.uniform(0.5, 2.0) * t + gen.uniform(0, 6))
                 mono = sum(np.sin(2 * np.pi * h * f0 * t + gen.uniform(0, 6)) / h for h in (1, 2, 3)) * env * 0.3
@@ -372,7 +373,9 @@ def test_training_lowers_the_loss_and_resumes_to_identical_weights(tiny_dataset,
     man, data = _data(tiny_dataset)
     clips = eligible_clips(man, "train", data.boxes, FE.clip_samples)
     sampler = LAVSSSampler(clips, 1, _crop(), (0.5, 1.5), same_type=0.5, min_dx=0.3)
-    cfg = LAVSSTrainConfig(steps=20, batch_size=4, lr=3e-3, checkpoint_every=5, log_every=5, weighting="magnitude",
+    # 40 steps: over 8 datasets (other tone phases) the held-out loss fell by 0.73-1.10 (from about 3.06); after 20 steps
+    # by -0.01-0.42, too close to the noise to test on every processor.
+    cfg = LAVSSTrainConfig(steps=40, batch_size=4, lr=3e-3, checkpoint_every=10, log_every=10, weighting="magnitude",
                            mirror=0.5, seed=2, threads=1)
     arch = tiny(backbone="sop", bottleneck_fusion=False)
     held_out = data.batch(LAVSSSampler(eligible_clips(man, "test", data.boxes, FE.clip_samples), 9, _crop(), (1.0, 1.0),
@@ -389,19 +392,19 @@ def test_training_lowers_the_loss_and_resumes_to_identical_weights(tiny_dataset,
     final = fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "a", {"model": "t"})
     trained, meta = load_lavss(final)
     after = held_out_loss(trained)
-    assert after < before - 0.05
+    assert after < before - 0.3
     log = pd.read_csv(tmp_path / "a" / "train_log.csv")
-    assert list(log["step"]) == [5, 10, 15, 20]
+    assert list(log["step"]) == [10, 20, 30, 40]
     np.testing.assert_allclose(log["loss"], log["l1"] + 0.5 * log["l2"] + 0.25 * log["time"], atol=1e-5)
-    # Interrupted after 10 steps (states at 5 and 10), then resumed: the same weights as straight through.
-    fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "b", {"model": "t"}, stop_after=10)
+    # Interrupted after 20 steps (states at 10 and 20), then resumed: the same weights as straight through.
+    fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "b", {"model": "t"}, stop_after=20)
     assert (tmp_path / "b" / "state.pt").exists() and not (tmp_path / "b" / "checkpoint.pt").exists()
     again, _ = load_lavss(fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "b", {"model": "t"}))
     for (k, v1), v2 in zip(load_lavss(final)[0].state_dict().items(), again.state_dict().values()):
         assert torch.equal(v1, v2), k
     assert not (tmp_path / "b" / "state.pt").exists() and meta["transferred"] == []
     # A resume state of another architecture stops the run with the file named, instead of being half loaded.
-    fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "c", {"model": "t"}, stop_after=5)
+    fit(LAVSSTask(arch, cfg, sampler, data), cfg, tmp_path / "c", {"model": "t"}, stop_after=10)
     with pytest.raises(RuntimeError, match=r"c/state\.pt: this resume state does not fit"):
         fit(LAVSSTask(tiny(backbone="sop", bottleneck_fusion=False, k=3), cfg, sampler, data), cfg, tmp_path / "c", {"model": "t"})
     assert pd.read_csv(tmp_path / "b" / "train_log.csv").equals(log.assign(seconds=pd.read_csv(tmp_path / "b" / "train_log.csv")["seconds"]))

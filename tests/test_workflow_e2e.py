@@ -1,6 +1,7 @@
 """The whole DAG on a micro config: synth -> extract -> test mixtures -> train -> evaluate -> table1."""
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -36,9 +37,11 @@ def test_dag_runs_end_to_end_then_has_nothing_to_do(first_run):
 
     table = pd.read_csv(tmp_path / "results/table1.csv")
     assert list(table.columns) == ["method", "SDR", "SIR", "SAR", "dataset", "n_mixtures", "n_skipped", "visual_weights",
-                                   "SDR_common", "SIR_common", "SAR_common", "n_common"]
+                                   "SDR_common", "SIR_common", "SAR_common", "n_common", "SDR_std", "SIR_std", "SAR_std",
+                                   "SDR_common_std", "SIR_common_std", "SAR_common_std", "n_seeds"]
     row = table.iloc[0]
     assert row["method"] == "Sound-of-Pixels"
+    assert row["n_seeds"] == 1 and table.filter(like="_std").isna().all().all()  # one seed (params seeds:): no spread
     assert row["dataset"] == "synth-music"
     assert row["visual_weights"] == "random-init"
     assert row["n_mixtures"] + row["n_skipped"] == 4
@@ -93,3 +96,66 @@ def test_editing_a_module_reached_only_through_imports_replans_the_job(first_run
     assert "rule separation_table:" in text or "localrule separation_table:" in text
     for upstream in ("synth", "extract", "test_mixtures"):
         assert f"rule {upstream}:" not in text and f"localrule {upstream}:" not in text
+
+
+def _planned(text: str) -> list[tuple[str, str]]:
+    """(rule, wildcards) of each job of a dry run's listing."""
+    jobs: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        m = re.match(r"^\s*(?:local)?rule (\w+):\s*$", line)
+        if m:
+            jobs.append((m.group(1), ""))
+        elif jobs and (w := re.match(r"^\s+wildcards: (.*)$", line)):
+            jobs[-1] = (jobs[-1][0], w.group(1).strip())
+    return jobs
+
+
+@pytest.mark.slow
+def test_a_changed_training_parameter_reruns_exactly_the_jobs_downstream_of_training(first_run, tmp_path):
+    """train.lr feeds only the train rule's params: the plan is training, the evaluation of its checkpoint and
+    the table; the data, the mixtures and the baselines stay as they are."""
+    root = tmp_path / "copy"
+    shutil.copytree(first_run[0], root, symlinks=True)  # copy2 keeps the mtimes: everything is up to date
+    params = micro_params()
+    params["train"]["lr"] = params["train"]["lr"] * 1.1
+    write_params(root, params)
+    out = snakemake(root, "-n", "results/table1.csv")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert sorted(_planned(text)) == [
+        ("evaluate", "dataset=synth-music, model=sop"),
+        ("separation_table", "table=table1"),
+        ("train", "dataset=synth-music, model=sop"),
+    ], text[-3000:]
+    assert "params" in text  # the reason Snakemake gives: the job's params changed
+
+
+@pytest.mark.slow
+def test_a_second_seed_trains_one_more_run_and_the_table_averages_both(first_run, tmp_path):
+    """seeds: [1234, 1235] adds the run sop~s1235 (its own training and evaluation, seed 1235); the first seed's run
+    is the one already made, not retrained, and the table reports the mean over both runs, SDR_std and n_seeds."""
+    import torch
+
+    root = tmp_path / "copy"
+    shutil.copytree(first_run[0], root, symlinks=True)  # copy2 keeps the mtimes: the first seed is up to date
+    seeds = ("--config", "seeds=[1234,1235]")
+    plan = snakemake(root, "-n", "results/table1.csv", *seeds)
+    text = plan.stdout + plan.stderr
+    assert plan.returncode == 0, text[-3000:]
+    assert sorted(_planned(text)) == [
+        ("evaluate", "dataset=synth-music, model=sop~s1235"),
+        ("separation_table", "table=table1"),
+        ("train", "dataset=synth-music, model=sop~s1235"),
+    ], text[-3000:]
+    res = snakemake(root, "results/table1.csv", "results/metrics/table1.json", *seeds)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    a = torch.load(root / "models/synth-music/sop/checkpoint.pt", map_location="cpu", weights_only=True)
+    b = torch.load(root / "models/synth-music/sop~s1235/checkpoint.pt", map_location="cpu", weights_only=True)
+    assert a["meta"]["train"]["seed"] == 1234 and b["meta"]["train"]["seed"] == 1235
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    runs = [json.loads((root / f"results/eval/synth-music/{r}.json").read_text())["sdr"] for r in ("sop", "sop~s1235")]
+    row = pd.read_csv(root / "results/table1.csv").iloc[0]
+    assert row["n_seeds"] == 2 and row["SDR"] == pytest.approx(sum(runs) / 2, abs=1e-3)
+    assert row["SDR_std"] == pytest.approx(abs(runs[0] - runs[1]) / 2**0.5, abs=1e-3) and row["SDR_std"] > 0
+    metrics = json.loads((root / "results/metrics/table1.json").read_text())
+    assert metrics["Sound-of-Pixels"]["n_seeds"] == 2 and metrics["Sound-of-Pixels"]["SDR_std"] == pytest.approx(row["SDR_std"])

@@ -47,6 +47,9 @@ def micro_params() -> dict[str, Any]:
     # Soft masks: a 3-step model's binary masks are often all zero, and all-silent estimates are not scored.
     p["evaluate"].update(batch_size=4, mask_threshold=None)
     p["threads"] = 1
+    # random encoders (seeded): the micro DAG does not pre-train the domain encoders (tests/test_pretrain_encoders.py does)
+    p["clip"].update(model="ViT-B-32", pretrained="random")
+    p["clap"]["weights"] = "random"
     p["tables"] = {"table1": {"dataset": "synth-music", "methods": ["sop"]}}
     p["figures"] = {}
     if "detect" in p:  # detection runs on the datasets that exist here

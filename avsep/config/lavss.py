@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from avsep.audio.frontend import FrontendConfig
+from avsep.audio.config import FrontendConfig
 from avsep.config.params import ConfigError, Params, check_milestones, check_sides, train_config
 from avsep.data.mixtures import Crop
 from avsep.engine.config import TrainConfig

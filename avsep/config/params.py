@@ -9,7 +9,7 @@ table naming an unknown model or dataset) are checked by :func:`check_references
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import yaml
 
-from avsep.audio.frontend import FrontendConfig
+from avsep.audio.config import FrontendConfig
 from avsep.data.mixtures import Crop
 from avsep.engine.config import TrainConfig
 from avsep.models.hfra.config import SeparatorConfig, UNetConfig, VisualConfig
@@ -60,6 +60,56 @@ def validate(params: dict[str, Any], origin: Callable[[Sequence[Any]], str] | No
 def model_entry(params: dict[str, Any], name: str) -> dict[str, Any]:
     """A registry entry of ``models:`` with ``model_defaults`` filled in (what a variant is built from)."""
     return {**params["model_defaults"], **params["models"][name]}
+
+
+# --- training seeds (``seeds:``): a model variant is trained once per seed. The first seed's run keeps the variant's
+# own name (``sop``: models/<dataset>/sop/, results/eval/<dataset>/sop.*); a further seed s is the run ``sop~s<s>``.
+SEED_MARK = "~s"
+
+
+def seeded_name(model: str, seed: int | None) -> str:
+    """The run name of ``model`` trained with ``seed`` (``None``: the first seed's run, the bare name)."""
+    return model if seed is None else f"{model}{SEED_MARK}{int(seed)}"
+
+
+def split_seeded(name: str) -> tuple[str, int | None]:
+    """``"sop~s1235"`` -> ``("sop", 1235)``; a bare name -> ``(name, None)``. Raises :class:`ConfigError` on a
+    malformed run name (``sop~x``, ``sop~s``, ``sop~s12a``, ``~s3``)."""
+    if "~" not in name:
+        return name, None
+    model, mark, digits = name.partition(SEED_MARK)
+    if not mark or not model or "~" in model or not (digits.isascii() and digits.isdigit()):
+        raise ConfigError(f"malformed model run name {name!r}: expected <model> or <model>{SEED_MARK}<seed>, "
+                          f"e.g. 'sop' or 'sop{SEED_MARK}1235'")
+    return model, int(digits)
+
+
+def seed_list(params: dict[str, Any]) -> list[int]:
+    """The training seeds (``seeds:``, default ``[seed]``)."""
+    return [int(s) for s in params.get("seeds") or [params["seed"]]]
+
+
+def model_runs(params: dict[str, Any], method: str) -> list[str]:
+    """The run names a table row averages: one per seed for a trained variant, the name alone for a baseline."""
+    if method not in params["models"]:
+        return [method]
+    return [method, *(seeded_name(method, s) for s in seed_list(params)[1:])]
+
+
+def resolve_run(params: dict[str, Any], name: str) -> tuple[str, int]:
+    """The registry variant and the training seed of a run name (``sop`` -> first seed, ``sop~s<s>`` -> s), with
+    an error naming what is wrong: a malformed name, an unknown variant, a seed not in ``seeds`` or the first one."""
+    model, seed = split_seeded(name)
+    if model not in params["models"]:
+        raise ConfigError(f"model run {name!r}: {model!r} is not defined under models (known: {sorted(params['models'])})")
+    seeds = seed_list(params)
+    if seed is None:
+        return model, seeds[0]
+    if seed not in seeds[1:]:
+        why = (f"the first seed's run is named {model!r}" if seed == seeds[0]
+               else f"{seed} is not one of seeds: {seeds}")
+        raise ConfigError(f"model run {name!r}: {why}")
+    return model, seed
 
 
 def method_labels(params: dict[str, Any], methods: list[str]) -> list[str]:
@@ -114,7 +164,9 @@ def train_config(t: dict[str, Any], seed: int, threads: int, cls: type[TrainConf
         grad_clip=float(t.get("grad_clip", 5.0)), checkpoint_every=int(t["checkpoint_every"]),
         log_every=int(t["log_every"]), seed=seed, threads=threads, lr_schedule=str(t.get("lr_schedule", "step")),
         warmup_steps=int(t.get("warmup_steps", 0)), decay_steps=int(t.get("decay_steps", 0)),
-        lr_visual=None if t.get("lr_visual") is None else float(t["lr_visual"]), **extra,
+        lr_visual=None if t.get("lr_visual") is None else float(t["lr_visual"]),
+        prefetch=int(t.get("prefetch", 0)), loader_workers=int(t.get("loader_workers", 0)),
+        amp=str(t.get("amp", "fp32")), channels_last=bool(t.get("channels_last", False)), **extra,
     )
 
 
@@ -227,6 +279,7 @@ class Params:
         validate(raw)
         self.raw = raw
         self.seed: int = raw["seed"]
+        self.seeds: list[int] = seed_list(raw)  # training seeds; data and mixtures use `seed`
         self.threads: int = raw["threads"]
         a = raw["audio"]
         self.frontend = FrontendConfig(
@@ -280,6 +333,16 @@ class Params:
             ),
         )
         return ModelVariant(name=name, label=d["label"], separator=sep, align_lambda=float(d["align_lambda"]))
+
+    def runs(self, method: str) -> list[str]:
+        """The run names of a table row, one per training seed (a baseline: its name; :func:`model_runs`)."""
+        return model_runs(self.raw, method)
+
+    def run(self, name: str) -> tuple[ModelVariant, TrainConfig]:
+        """The variant and the training settings of a run name (``sop``, ``sop~s1235``): the training seed is the
+        run's (:func:`resolve_run`), everything else ``train:``'s."""
+        model, seed = resolve_run(self.raw, name)
+        return self.model(model), replace(self.train, seed=seed)
 
     def method_label(self, name: str) -> str:
         """Row label of a table method: a model variant or a non-learned baseline."""
