@@ -35,6 +35,7 @@ from avsep.engine.trainer import _NonFinite, autocast_dtype, fit
 from avsep.models.hfra.config import SeparatorConfig, UNetConfig, VisualConfig
 from avsep.models.hfra.separator import AVSeparator
 from avsep.models.late_fusion import late_fusion, late_fusion_ears, late_fusion_ears_reference, late_fusion_reference
+from avsep.models.layout import repeat_groups
 from avsep.models.lavss.config import LAVSSConfig
 
 CFG = TrainConfig(steps=6, batch_size=4, lr=1e-2, lr_milestones=(4,), checkpoint_every=2, log_every=2, seed=3, threads=1)
@@ -206,6 +207,94 @@ def test_lavss_late_fusion_computes_what_the_einsum_computed(ears, per_pair):
         torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-6)
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_late_fusion_of_channels_last_maps_agrees_and_keeps_their_layout(n):
+    g = torch.Generator().manual_seed(10 + n)
+    base = torch.randn(3, 5, 8, 6, generator=g)
+    w = torch.rand(3 * n, 5, generator=g)
+    up = torch.randn(3 * n, 8, 6, generator=g)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        feats = base.to(memory_format=layout).requires_grad_(True)
+        ww = w.clone().requires_grad_(True)
+        out = late_fusion(feats, ww, n)
+        results.append((out, *torch.autograd.grad(out, (feats, ww), up)))
+    (out0, gf0, gw0), (out1, gf1, gw1) = results
+    assert _channels_last(gf1) and gf0.is_contiguous()  # the maps' gradient in the maps' layout: no conversion
+    for a, b in ((out0, out1), (gf0, gf1), (gw0, gw1)):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("per_pair", [True, False])
+def test_lavss_late_fusion_of_channels_last_maps_gives_the_same_gradients_in_their_layout(per_pair):
+    b, n, k, e = 2, 3, 4, 2
+    g = torch.Generator().manual_seed(20 + per_pair)
+    base = torch.randn(b * e * (n if per_pair else 1), k, 8, 4, generator=g)
+    w = torch.rand(b * n, k, generator=g)
+    up = torch.randn(b, n, e, 8, 4, generator=g)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        dec = base.to(memory_format=layout).requires_grad_(True)
+        ww = w.clone().requires_grad_(True)
+        out = late_fusion_ears(dec, ww, b, n, e)
+        results.append((out, *torch.autograd.grad(out, (dec, ww), up)))
+    (out0, gd0, gw0), (out1, gd1, gw1) = results
+    assert _channels_last(gd1) == per_pair  # one pass per (ear, source): the gradient is made in the maps' layout
+    assert torch.equal(out0, out1) and torch.equal(gd0, gd1) and torch.equal(gw0, gw1)  # the same products
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_repeat_groups_repeats_rows_in_the_source_layout(layout):
+    outer, inner, times = 2, 3, 2
+    x = torch.randn(outer * inner, 4, 5, 3, generator=torch.Generator().manual_seed(3)).to(memory_format=layout)
+    x.requires_grad_(True)
+    got = repeat_groups(x, outer, inner, times)
+    want = x.view(outer, inner, 1, 4, 5, 3).expand(outer, inner, times, 4, 5, 3).reshape(-1, 4, 5, 3)
+    assert torch.equal(got, want)
+    assert _channels_last(got) == (layout == torch.channels_last)
+    up = torch.randn(got.shape, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(torch.autograd.grad(got, x, up)[0], torch.autograd.grad(want, x, up)[0])
+
+
+def test_the_lavss_decoder_stays_channels_last_and_agrees_with_the_contiguous_model():
+    """A channels-last LAVSS model keeps every decoder map channels-last (the per-pair copies of the skips kept
+    their layout: an NCHW map there is converted back by every convolution) and computes the contiguous model's
+    logits and gradients up to rounding."""
+    task = _lavss_task()
+    torch.manual_seed(0)
+    ref = task.build().train()
+    batch = task.batch(0, 2, 0, torch.device("cpu"))
+    runs = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        model = task.build().train()
+        model.load_state_dict(ref.state_dict())
+        model = model.to(memory_format=layout)
+        seen: list[tuple[bool, bool]] = []  # (channels-last, NCHW) of each decoder level's input and output
+        hooks = [up.register_forward_hook(lambda _m, inp, out: seen.extend(
+                     (x.is_contiguous(memory_format=torch.channels_last), x.is_contiguous()) for x in (inp[0], out)))
+                 for up in model.unet.ups]
+        loss, _ = task.batch_loss(model, batch, torch.device("cpu"))
+        loss.backward()
+        for h in hooks:
+            h.remove()
+        runs.append((loss.detach(), {k: p.grad for k, p in model.named_parameters() if p.grad is not None}, seen))
+    (loss0, grads0, seen0), (loss1, grads1, seen1) = runs
+    assert len(seen1) == 2 * len(model.unet.ups) and all(cl for cl, _ in seen1) and not all(nchw for _, nchw in seen1)
+    assert all(nchw for _, nchw in seen0)
+    torch.testing.assert_close(loss1, loss0, rtol=1e-5, atol=1e-6)
+    assert grads0.keys() == grads1.keys()
+    # up to rounding, which the small batch norms of this tiny model amplify in single tensors (measured: 6e-4 of
+    # the whole gradient's norm, 1.6 % of the worst tensor's, a 2-channel batch norm of the crop encoder)
+    flat0, flat1 = (torch.cat([g[k].flatten() for k in grads0]) for g in (grads0, grads1))
+    assert (flat1 - flat0).norm() <= 5e-3 * flat0.norm()
+    for k in grads0:
+        assert (grads1[k] - grads0[k]).norm() <= 0.1 * grads0[k].norm(), k
+
+
 # ------------------------------------------------------------------- the families' batches, CPU and GPU layouts
 
 
@@ -309,7 +398,7 @@ def test_the_throughput_keys_of_params_reach_both_training_configs():
     demo = Params(default_params())
     assert (demo.train.prefetch, demo.train.loader_workers, demo.train.amp, demo.train.channels_last) == (0, 0, "fp32", True)
     dl = lavss_params(demo)
-    assert not dl.train.channels_last and not dl.pretrain_train.channels_last  # docs/lavss.md was measured contiguous
+    assert dl.train.channels_last and dl.pretrain_train.channels_last
     raw = paper_params()
     p = Params(raw)
     lv = lavss_params(p)

@@ -7,12 +7,18 @@ sums the N copies again: on the demo's CPU training that was a fifth of the HFRA
 the same values as one batched matrix product per mixture and, in its backward, forms the two gradients with the
 same operations (and so the same floating-point rounding) as autograd does for the plain way: the feature-map
 gradient as the per-source outer products summed over the sources in order, the visual-vector gradient as the same
-matrix-vector products. :func:`late_fusion_reference` is the plain way, kept for tests.
+matrix-vector products. Channels-last maps (``train.channels_last``) are used as the (B, H W, C) matrices they are
+in memory, and both gradients are batched matrix products, the maps' gradient channels-last like the maps: the
+same values up to rounding, without converting the largest maps of the step between layouts.
+:func:`late_fusion_ears` does the same for LAVSS's per-ear maps. :func:`late_fusion_reference` is the plain way,
+kept for tests.
 """
 
 from __future__ import annotations
 
 import torch
+
+from avsep.models.layout import memory_format_of
 
 
 def _split(feats: torch.Tensor, weights: torch.Tensor, n: int) -> tuple[int, int, int]:
@@ -27,10 +33,16 @@ class _LateFusion(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
     def forward(ctx, feats: torch.Tensor, weights: torch.Tensor, n: int) -> torch.Tensor:
         b, c, p = _split(feats, weights, n)
-        f = feats.reshape(b, c, p)
-        ctx.save_for_backward(f, weights)
         ctx.n = n
         ctx.spatial = feats.shape[2:]
+        ctx.channels_last = memory_format_of(feats) == torch.channels_last
+        if ctx.channels_last:  # the maps as the (B, H W, C) matrices they are in memory: no copy
+            f = feats.permute(0, 2, 3, 1).reshape(b, p, c)
+            ctx.save_for_backward(f, weights)
+            out = torch.bmm(f, weights.reshape(b, n, c).transpose(1, 2))  # (B, H W, n)
+            return out.transpose(1, 2).reshape(b * n, *feats.shape[2:])
+        f = feats.reshape(b, c, p)
+        ctx.save_for_backward(f, weights)
         return torch.bmm(weights.reshape(b, n, c), f).view(b * n, *feats.shape[2:])
 
     @staticmethod
@@ -38,9 +50,17 @@ class _LateFusion(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         f, weights = ctx.saved_tensors
         n = ctx.n
-        b, c, p = f.shape
-        g = grad.reshape(b, n, p)
-        w = weights.reshape(b, n, c)
+        w = weights.reshape(weights.shape[0] // n, n, -1)
+        b, _, c = w.shape
+        g = grad.reshape(b, n, -1)
+        if ctx.channels_last:  # both gradients as batched matrix products; the maps' one channels-last like them
+            grad_f = grad_w = None
+            if ctx.needs_input_grad[0]:
+                grad_f = torch.bmm(g.transpose(1, 2), w).view(b, *ctx.spatial, c).permute(0, 3, 1, 2)
+            if ctx.needs_input_grad[1]:
+                grad_w = torch.bmm(g, f).view(b * n, c)
+            return grad_f, grad_w, None
+        p = f.shape[2]
         grad_f = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_f = w[:, 0, :, None] * g[:, 0, None, :]
@@ -77,6 +97,7 @@ class _LateFusionEars(torch.autograd.Function):
         a = feats.permute(0, 1, 2, 4, 5, 3).contiguous().view(b * n, e * w * t, k)
         ctx.save_for_backward(a, weights)
         ctx.dims = (b, n, e, k, w, t, shared)
+        ctx.channels_last = memory_format_of(dec) == torch.channels_last
         return torch.bmm(a, weights.reshape(b * n, k, 1)).view(b, n, e, w, t)
 
     @staticmethod
@@ -95,6 +116,8 @@ class _LateFusionEars(torch.autograd.Function):
                     grad_dec.add_(gv[:, j] * vv[:, j])
             else:  # each (ear, source) pass gets its own outer product, in the decoder's (B, E, N) order
                 grad_dec = torch.empty(b, e, n, k, w * t, dtype=g.dtype, device=g.device)
+                if ctx.channels_last:  # the same products, laid out as the decoder's maps (no conversion later)
+                    grad_dec = torch.empty(b, e, n, w * t, k, dtype=g.dtype, device=g.device).transpose(3, 4)
                 torch.mul(gv.transpose(1, 2), vv.transpose(1, 2), out=grad_dec)
             grad_dec = grad_dec.view(-1, k, w, t)
         if ctx.needs_input_grad[1]:

@@ -43,6 +43,7 @@ from torch import nn
 from avsep.models.hfra.config import UNetConfig
 from avsep.models.hfra.unet import UNet
 from avsep.models.late_fusion import late_fusion_ears
+from avsep.models.layout import repeat_groups
 from avsep.models.lavss.blocks import (
     AVPFusion,
     CropEncoder,
@@ -129,10 +130,7 @@ class LAVSSNet(nn.Module):
         skips = unet_encode(self.unet, audio.flatten(0, 1))  # (B E, C, h, w) each
         if self.fusion is not None:
             # One decoder pass per (ear, source): index order (b, e, n).
-            def per_pair(x: torch.Tensor) -> torch.Tensor:
-                return x.view(b, e, 1, *x.shape[1:]).expand(b, e, n, *x.shape[1:]).reshape(b * e * n, *x.shape[1:])
-
-            rep = [per_pair(s) for s in skips]
+            rep = [repeat_groups(s, b, e, n) for s in skips]
             vp = f_vp.view(b, 1, n, *f_vp.shape[1:]).expand(b, e, n, *f_vp.shape[1:]).reshape(b * e * n, *f_vp.shape[1:])
             dec = unet_decode(self.unet, rep, self.fusion(rep, vp))  # (B E N, C_out, W, T)
         else:
