@@ -110,14 +110,15 @@ class _LateFusionEars(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gv = g.view(b, n, e, 1, w * t)
             vv = weights.reshape(b, n, 1, k, 1)
+            lead = (b, e) if shared else (b, e, n)
+            # (*lead, k, W T), laid out as the decoder's maps (channels-last ones: no conversion later)
+            grad_dec = (torch.empty(*lead, w * t, k, dtype=g.dtype, device=g.device).transpose(-1, -2)
+                        if ctx.channels_last else torch.empty(*lead, k, w * t, dtype=g.dtype, device=g.device))
             if shared:  # sum over the sources of their outer products, in source order
-                grad_dec = torch.mul(gv[:, 0], vv[:, 0])
+                torch.mul(gv[:, 0], vv[:, 0], out=grad_dec)
                 for j in range(1, n):
                     grad_dec.add_(gv[:, j] * vv[:, j])
             else:  # each (ear, source) pass gets its own outer product, in the decoder's (B, E, N) order
-                grad_dec = torch.empty(b, e, n, k, w * t, dtype=g.dtype, device=g.device)
-                if ctx.channels_last:  # the same products, laid out as the decoder's maps (no conversion later)
-                    grad_dec = torch.empty(b, e, n, w * t, k, dtype=g.dtype, device=g.device).transpose(3, 4)
                 torch.mul(gv.transpose(1, 2), vv.transpose(1, 2), out=grad_dec)
             grad_dec = grad_dec.view(-1, k, w, t)
         if ctx.needs_input_grad[1]:
