@@ -12,16 +12,18 @@ import functools
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import torch
 from PIL import Image
-from scipy.signal import resample_poly
 
 from avsep.core.io import read_manifest
 from avsep.data.mixtures import MixSpec
+
+if TYPE_CHECKING:  # torch only where tensors are made: the manifest-only jobs (mixture lists) start without it
+    import torch
 
 
 class ClipStore:
@@ -88,6 +90,8 @@ def resample_crop(f: sf.SoundFile, start: int, length: int, rate: int) -> np.nda
     data = f.read(last - first, dtype="float64", always_2d=True)
     if last == f.frames:  # the file's own end, zero beyond it (as resampling the whole file)
         data = np.concatenate([data, np.zeros((RESAMPLE_PAD, data.shape[1]))])
+    from scipy.signal import resample_poly  # here, not at import: most jobs never resample (0.5 s of their start)
+
     y = resample_poly(data, up, down, axis=0)
     offset = start - first * up // down
     return np.ascontiguousarray(y[offset:offset + length].T, dtype=np.float32)
@@ -137,6 +141,8 @@ def load_frames(store: ClipStore, specs: list[MixSpec], frame_size: int) -> torc
             for sp in specs
         ]
     )
+    import torch
+
     return torch.from_numpy(frames)
 
 
@@ -146,6 +152,8 @@ def load_audio(store: ClipStore, specs: list[MixSpec], clip_samples: int) -> tup
         [np.stack([store.audio(c, s, clip_samples) for c, s in zip(sp.clips, sp.starts)]) for sp in specs]
     )
     gains = np.array([sp.gains for sp in specs], dtype=np.float32)
+    import torch
+
     return torch.from_numpy(audio), torch.from_numpy(gains)
 
 

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
 from avsep.core.weights import sha256_files
 
@@ -50,7 +49,11 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int = CLAP_RATE) -> np.ndarr
     """Polyphase resampling of a 1-D signal by the exact ratio ``rate_out / rate_in`` (float32)."""
     g = gcd(int(rate_in), int(rate_out))
     up, down = int(rate_out) // g, int(rate_in) // g
-    y = x if up == down else resample_poly(np.asarray(x, dtype=np.float64), up, down)
+    if up == down:
+        return np.asarray(x, dtype=np.float32)
+    from scipy.signal import resample_poly  # here, not at import (0.5 s of every job's start)
+
+    y = resample_poly(np.asarray(x, dtype=np.float64), up, down)
     return np.asarray(y, dtype=np.float32)
 
 
