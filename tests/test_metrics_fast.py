@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.signal
+from test_metrics import _estimates  # the same made estimates as the exact metrics' tests
 
 from avsep.evaluation import metrics
 from avsep.evaluation.metrics import (
@@ -56,18 +57,6 @@ def _references(rng: np.random.Generator, n_src: int, n: int) -> np.ndarray:
             x = scipy.signal.lfilter([1.0], [1.0, -1.6 * np.cos(rng.uniform(0.2, 1.2)), 0.64], rng.standard_normal(n))
         out.append(x)
     return np.stack(out)
-
-
-def _estimates(rng: np.random.Generator, ref: np.ndarray, leak: float, noise: float) -> np.ndarray:
-    """Each estimate: own reference + filtered own reference + leak of the others + noise."""
-    n_src, n = ref.shape
-    taps = rng.standard_normal(24) * np.exp(-np.arange(24) / 4.0)
-    est = np.empty_like(ref)
-    for j in range(n_src):
-        others = ref.sum(axis=0) - ref[j]
-        filtered = scipy.signal.lfilter(taps, [1.0], ref[j])
-        est[j] = ref[j] + 0.3 * filtered + leak * others + noise * ref[j].std() * rng.standard_normal(n)
-    return est
 
 
 def _mixture(seed: int, n_src: int = 2, n: int = 8000, leak: float = 0.2, noise: float = 0.1):
@@ -168,7 +157,10 @@ def test_numerically_singular_references_fall_back_to_exact(mir_ref) -> None:
     b, a = scipy.signal.butter(8, 0.1)
     ref = scipy.signal.lfilter(b, a, rng.standard_normal((2, 16000)))
     est = ref + 0.2 * ref[::-1] + 1e-3 * rng.standard_normal((2, 16000))
-    _assert_falls_back(ref, est, "positive definite")
+    # Found by the Levinson pivot (<= 0: "not numerically positive definite") or, where the pivot stays a rounding
+    # error above 0, by the inverse-eigenvalue probes ("numerically singular"); which one depends on how numba
+    # vectorised the kernels (fastmath reassociation): measured both ways on one machine. Either falls back.
+    _assert_falls_back(ref, est, "Gram matrix of the references")
     np.testing.assert_allclose(np.stack(bss_eval_sources(ref, est)), mir_ref(ref, est), rtol=0, atol=TOL_DB)
 
 

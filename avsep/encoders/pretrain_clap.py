@@ -38,7 +38,7 @@ from avsep.core.progress import progress
 from avsep.core.seeding import rng
 from avsep.encoders.captions import WordTokenizer, captions
 from avsep.encoders.clap import CLAP_RATE, resample
-from avsep.encoders.pretraining import class_batches, lr_at, provenance, split_clips, write_log
+from avsep.encoders.pretraining import class_batches, epoch_row, lr_at, provenance, split_clips, write_log
 
 #: HTSAT input: ``SPEC_SIZE * (SPEC_SIZE // MEL_BINS)`` time frames x ``MEL_BINS`` mel bands.
 SPEC_SIZE = 64
@@ -200,10 +200,8 @@ def pretrain_clap(manifest_path: str | Path, out_dir: str | Path, out_log: str |
                 step += 1
                 pbar.update(1)
             acc = heldout_accuracy(model, tok, held_feats, held_labels, classes)
-            log.append({"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)), "heldout_accuracy": acc,
-                        "heldout_n": len(held_labels), "chance": 1.0 / len(classes), "lr": lr,
-                        "logit_scale": model.logit_scale_t.exp().item(), "seconds": time.time() - t0,
-                        "cpu_seconds": time.process_time() - c0})
+            log.append(epoch_row(epoch + 1, step, losses, acc, len(held_labels), len(classes), lr,
+                                 model.logit_scale_t.exp().item(), t0, c0))
             pbar.set_postfix(loss=f"{np.mean(losses):.3f}", heldout=f"{acc:.3f}", refresh=False)
         pbar.close()
     model.eval()

@@ -34,7 +34,7 @@ from avsep.core.io import atomic_path
 from avsep.core.progress import progress
 from avsep.core.seeding import rng
 from avsep.encoders.captions import captions
-from avsep.encoders.pretraining import class_batches, lr_at, provenance, split_clips, write_log
+from avsep.encoders.pretraining import class_batches, epoch_row, lr_at, provenance, split_clips, write_log
 
 MODEL_NAME = "avsep-ViT-Ti-8-64"
 
@@ -182,10 +182,8 @@ def pretrain_clip(manifest_path: str | Path, out_weights: str | Path, out_log: s
                 step += 1
                 pbar.update(1)
             acc = heldout_accuracy(model, tokenizer, held_pixels, held_labels, classes)
-            log.append({"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)), "heldout_accuracy": acc,
-                        "heldout_n": len(held_labels), "chance": 1.0 / len(classes), "lr": lr,
-                        "logit_scale": model.logit_scale.exp().item(), "seconds": time.time() - t0,
-                        "cpu_seconds": time.process_time() - c0})
+            log.append(epoch_row(epoch + 1, step, losses, acc, len(held_labels), len(classes), lr,
+                                 model.logit_scale.exp().item(), t0, c0))
             pbar.set_postfix(loss=f"{np.mean(losses):.3f}", heldout=f"{acc:.3f}", refresh=False)
         pbar.close()
     model.token_embedding.sparse = False

@@ -8,6 +8,7 @@ negatives of each other under CLIP's InfoNCE loss.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -76,6 +77,15 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
 def pick_captions(labels: Sequence[str], caption_sets: dict[str, list[str]], gen: np.random.Generator) -> list[str]:
     """One caption per example: a random template of its class."""
     return [caption_sets[lb][int(gen.integers(len(caption_sets[lb])))] for lb in labels]
+
+
+def epoch_row(epoch: int, step: int, losses: Sequence[float], accuracy: float, n_heldout: int, n_classes: int,
+              lr: float, logit_scale: float, t0: float, c0: float) -> dict:
+    """One row of ``pretrain_log.csv``: the epoch's mean loss and held-out zero-shot accuracy, with ``t0`` /
+    ``c0`` the wall and CPU clocks (``time.time``, ``time.process_time``) at the start of training."""
+    return {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "heldout_accuracy": accuracy,
+            "heldout_n": n_heldout, "chance": 1.0 / n_classes, "lr": lr, "logit_scale": logit_scale,
+            "seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0}
 
 
 def write_log(rows: list[dict], path: str | Path) -> pd.DataFrame:
