@@ -121,7 +121,9 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True,
                           check=True).stdout.strip()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YOLO_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YOLO_OFFLINE": "1",
+           # the clone's package, not the editable install's working tree (which may have changed since HEAD)
+           "PYTHONPATH": os.pathsep.join(p for p in (str(clone), os.environ.get("PYTHONPATH", "")) if p)}
     recs: list[dict[str, Any]] = []
     try:
         wall, res = snakemake(clone, "--cores", str(args.cores), args.target, env=env)
