@@ -41,7 +41,9 @@ NOOP_LIMIT_S = 10.0
 RSS_LIMIT_MB = 4096.0
 #: What a changed training parameter may rerun (and must rerun: the rules downstream of training).
 DOWNSTREAM_OF_TRAINING = {"train", "evaluate", "separation_table", "probe_table", "gap_table", "per_instrument_table",
-                          "figure3", "table_metrics", "table_plots"}
+                          "figure3", "table_metrics", "table_plots",
+                          "figure1",  # colours each class by its best fusion in Table A1, made from the evaluations
+                          "all"}  # the target rule of `--target all`, listed as a job of its own
 
 
 def record(name: str, value: Any, target: str, passed: bool | None, unit: str = "") -> dict[str, Any]:
