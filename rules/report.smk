@@ -93,9 +93,25 @@ rule per_instrument_table:
         "../workflow_scripts/per_instrument_table.py"
 
 
+rule acoustics:
+    input:
+        manifest="data/{dataset}/extract/manifest.parquet",
+        code=code("acoustics"),
+    output:
+        "data/{dataset}/acoustics.parquet",
+    log:
+        "logs/report/acoustics/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/report/acoustics/{dataset}.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/acoustics.py"
+
+
 rule figure1:
     input:
-        manifest=lambda w: f"data/{config['figures']['figure1']['dataset']}/extract/manifest.parquet",
+        acoustics=lambda w: f"data/{config['figures']['figure1']['dataset']}/acoustics.parquet",
         table_a1="results/tableA1.csv",
         code=code("figure1"),
     output:

@@ -4,4 +4,4 @@ from avsep.stages.context import rule_context
 
 with rule_context(snakemake) as p:  # noqa: F821 - injected by Snakemake
     i, o = snakemake.input, snakemake.output  # noqa: F821
-    report.figure1(p, i.manifest, i.table_a1, o.png, o.csv)
+    report.figure1(p, i.acoustics, i.table_a1, o.png, o.csv)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from avsep.config.params import Params
-from avsep.core.io import write_csv
+from avsep.core.io import write_csv, write_parquet
 from avsep.data.inputs import visual_inputs
 from avsep.data.store import ClipStore, read_clips
 from avsep.encoders.cache import cache_weights_label
@@ -184,14 +184,26 @@ def per_instrument_table(
     return df
 
 
-def figure1(p: Params, manifest: str | Path, table_a1: str | Path, out_png: str | Path, out_csv: str | Path) -> pd.DataFrame:
-    """HFRA Figure 1: per class, attack ratio and harmonic complexity (train clips), and its best fusion (Table A1)."""
+def acoustics(p: Params, dataset: str, manifest: str | Path, out_parquet: str | Path) -> pd.DataFrame:
+    """HFRA Figure 1's coordinates: per class of the dataset, mean attack ratio and harmonic complexity of its train
+    clips (librosa's pYIN: the costly part of the figure, which depends on the clips only, not on any model)."""
     from avsep.reporting.analysis import probe_split
-    from avsep.reporting.figures import acoustic_table, best_fusion, plot_figure1
+    from avsep.reporting.figures import acoustic_table
+
+    store = ClipStore(manifest, p.frontend.sample_rate, p.dataset(dataset).channels)
+    props = acoustic_table(store, probe_split(read_clips(manifest, p.frontend.sample_rate), "train", 1), p.frontend.sample_rate)
+    write_parquet(props, out_parquet)
+    return props
+
+
+def figure1(p: Params, acoustics_parquet: str | Path, table_a1: str | Path, out_png: str | Path,
+            out_csv: str | Path) -> pd.DataFrame:
+    """HFRA Figure 1: per class, attack ratio and harmonic complexity (:func:`acoustics`), and its best fusion
+    (Table A1)."""
+    from avsep.reporting.figures import best_fusion, plot_figure1
 
     f = p.figures["figure1"]
-    store = ClipStore(manifest, p.frontend.sample_rate, p.dataset(f["dataset"]).channels)
-    props = acoustic_table(store, probe_split(read_clips(manifest, p.frontend.sample_rate), "train", 1), p.frontend.sample_rate)
+    props = pd.read_parquet(acoustics_parquet)
     a1 = pd.read_csv(table_a1)
     names = {p.model(m).label: p.model(m).separator.fusion for m in p.tables["tableA1"]["methods"]}
     props["best_fusion"] = props["label"].map(best_fusion(a1, names))
