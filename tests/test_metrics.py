@@ -21,12 +21,13 @@ def _ours(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
     return np.stack(bss_eval_sources(ref, est))
 
 
-def _references(rng: np.random.Generator, n_src: int, n: int) -> np.ndarray:
-    """Audio-like references: coloured noise, decaying harmonic tones, white noise."""
+def _references(rng: np.random.Generator, n_src: int, n: int, kinds: int = 3) -> np.ndarray:
+    """Audio-like references, in turn: coloured noise, decaying harmonic tones, white noise and (``kinds=4``) a
+    resonance."""
     t = np.arange(n) / 16000.0
     out = []
     for k in range(n_src):
-        kind = k % 3
+        kind = k % kinds
         if kind == 0:
             b, a = scipy.signal.butter(2, 0.3)
             x = scipy.signal.lfilter(b, a, rng.standard_normal(n))
@@ -34,8 +35,10 @@ def _references(rng: np.random.Generator, n_src: int, n: int) -> np.ndarray:
             f0 = rng.uniform(150.0, 500.0)
             x = sum(0.7**h * np.sin(2 * np.pi * f0 * (h + 1) * t + rng.uniform(0, 6)) for h in range(6))
             x = x * np.exp(-2.0 * (t % 0.5)) + 0.01 * rng.standard_normal(n)
-        else:
+        elif kind == 2:
             x = rng.standard_normal(n)
+        else:
+            x = scipy.signal.lfilter([1.0], [1.0, -1.6 * np.cos(rng.uniform(0.2, 1.2)), 0.64], rng.standard_normal(n))
         out.append(x)
     return np.stack(out)
 

@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 import pytest
 import scipy.signal
-from test_metrics import _estimates  # the same made estimates as the exact metrics' tests
+from test_metrics import _estimates  # the exact metrics' tests' signals
+from test_metrics import _references as _made_references
 
 from avsep.evaluation import metrics
 from avsep.evaluation.metrics import (
@@ -39,24 +40,8 @@ def _fast(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
 
 
 def _references(rng: np.random.Generator, n_src: int, n: int) -> np.ndarray:
-    """Audio-like references: coloured noise, decaying harmonic tones, white noise, a resonance."""
-    t = np.arange(n) / 16000.0
-    out = []
-    for k in range(n_src):
-        kind = k % 4
-        if kind == 0:
-            b, a = scipy.signal.butter(2, 0.3)
-            x = scipy.signal.lfilter(b, a, rng.standard_normal(n))
-        elif kind == 1:
-            f0 = rng.uniform(150.0, 500.0)
-            x = sum(0.7**h * np.sin(2 * np.pi * f0 * (h + 1) * t + rng.uniform(0, 6)) for h in range(6))
-            x = x * np.exp(-2.0 * (t % 0.5)) + 0.01 * rng.standard_normal(n)
-        elif kind == 2:
-            x = rng.standard_normal(n)
-        else:
-            x = scipy.signal.lfilter([1.0], [1.0, -1.6 * np.cos(rng.uniform(0.2, 1.2)), 0.64], rng.standard_normal(n))
-        out.append(x)
-    return np.stack(out)
+    """The exact metrics' tests' references with a resonance as the fourth kind (the 4-source cases)."""
+    return _made_references(rng, n_src, n, kinds=4)
 
 
 def _mixture(seed: int, n_src: int = 2, n: int = 8000, leak: float = 0.2, noise: float = 0.1):
