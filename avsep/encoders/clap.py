@@ -31,13 +31,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from avsep.audio.resample import resample_exact
 from avsep.core.weights import sha256_files
 
 CLAP_RATE = 48000
@@ -47,14 +47,7 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.in
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int = CLAP_RATE) -> np.ndarray:
     """Polyphase resampling of a 1-D signal by the exact ratio ``rate_out / rate_in`` (float32)."""
-    g = gcd(int(rate_in), int(rate_out))
-    up, down = int(rate_out) // g, int(rate_in) // g
-    if up == down:
-        return np.asarray(x, dtype=np.float32)
-    from scipy.signal import resample_poly  # here, not at import (0.5 s of every job's start)
-
-    y = resample_poly(np.asarray(x, dtype=np.float64), up, down)
-    return np.asarray(y, dtype=np.float32)
+    return np.asarray(resample_exact(x, rate_in, rate_out), dtype=np.float32)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from avsep.audio.resample import resample_exact
 from avsep.core.io import STATUS_OK, write_json, write_parquet
 from avsep.core.seeding import derive_seed
 from avsep.data.prepare.instruments import DATASET_CLASSES, DRUM_BANK, get_instrument
@@ -170,7 +171,7 @@ def render_pretrain_clip(cfg: SynthConfig, plan: ClipPlan, out_dir: Path, sample
     boxes = layout_boxes(cfg, plan, layouts)
     inst_x = boxes.groupby("instance")["cx"].mean().to_numpy()
     audio, peak = render_clip_audio(cfg, plan, [spatial.position_to_azimuth(x) for x in inst_x])
-    wave = _resample(audio[0], cfg.sample_rate, sample_rate)
+    wave = resample_exact(audio[0], cfg.sample_rate, sample_rate)
     pcm = np.round(np.clip(wave, -1.0, 32767 / 32768) * 32768).astype(np.int16)
     if len(pcm) < min_samples:
         raise ValueError(f"{plan.id}: {len(pcm)} samples < {min_samples} (encoders.pretrain_data.clip_seconds too short)")
@@ -195,15 +196,6 @@ def render_pretrain_clip(cfg: SynthConfig, plan: ClipPlan, out_dir: Path, sample
         "width": cfg.frame_size, "height": cfg.frame_size,
     }
     return row, boxes
-
-
-def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling by the exact ratio ``rate_out / rate_in``."""
-    from scipy.signal import resample_poly
-
-    g = math.gcd(int(rate_in), int(rate_out))
-    up, down = int(rate_out) // g, int(rate_in) // g
-    return np.asarray(x if up == down else resample_poly(np.asarray(x, dtype=np.float64), up, down))
 
 
 def generate_pretrain(cfg: SynthConfig, out_dir: str | Path, tables: Iterable[SynthConfig], sample_rate: int,
