@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from avsep.audio.waveform import as_waveform
+from avsep.core.progress import progress
 
 __all__ = [
     "attack_ratio",
@@ -229,7 +230,7 @@ def class_properties(
         ``n_voiced_clips`` (how many clips that second mean is over).
     """
     rows = []
-    for label, waves in clips.items():
+    for label, waves in progress(clips.items(), total=len(clips), desc="acoustic properties (pYIN)", unit="class"):
         ar = np.array([attack_ratio(w) for w in waves], dtype=np.float64)
         hc = np.array([harmonic_complexity(w, sample_rate, **kwargs) for w in waves], dtype=np.float64)
         rows.append({
