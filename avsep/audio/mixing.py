@@ -22,7 +22,7 @@ def mix_sources(audio: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor,
 
 @dataclass
 class SpectralBatch:
-    mix_spec: torch.Tensor  # (B, F, T) complex mixture STFT
+    mix_spec: torch.Tensor | None  # (B, F, T) complex mixture STFT (None from avsep.engine.spectral_cache: unused in training)
     log_mag: torch.Tensor  # (B, 1, W, T) log warped mixture magnitude (network input)
     gt_masks: torch.Tensor  # (B, N, W, T) binary masks in the warped domain
     weight: torch.Tensor  # (B, 1, W, T) BCE weights

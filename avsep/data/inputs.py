@@ -135,6 +135,7 @@ class TableSampler:
         ]
         key_col = "clap_key" if "clap_key" in t.columns else "mixture_id"
         self._keys = [str(k) for k in t[key_col]]
+        self.content = [str(k) for k in t["mixture_id"]]  # every draw's content key, in (step, index) order
         self.where = where
 
     def _rows(self, step: int, batch_size: int, rank_offset: int) -> range:
@@ -151,6 +152,10 @@ class TableSampler:
 
     def keys(self, step: int, batch_size: int, rank_offset: int = 0) -> list[str]:
         return [self._keys[i] for i in self._rows(step, batch_size, rank_offset)]
+
+    def content_keys(self, step: int, batch_size: int, rank_offset: int = 0) -> list[str]:
+        """The mixtures' content keys (``mixture_id``: equal keys, identical mixtures)."""
+        return [self.content[i] for i in self._rows(step, batch_size, rank_offset)]
 
 
 def visual_weights_label(spec: str) -> str:

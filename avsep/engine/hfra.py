@@ -14,6 +14,7 @@ from avsep.data.inputs import ClapTargets, VisualInputs
 from avsep.data.mixtures import MixSpec
 from avsep.data.store import ClipStore, load_audio
 from avsep.data.tensors import TensorBatch, to_device
+from avsep.engine.spectral_cache import SpectralCache
 from avsep.losses.alignment import alignment_loss
 from avsep.losses.separation import SEPARATION_LOSSES
 from avsep.models.hfra.config import SeparatorConfig
@@ -36,6 +37,7 @@ class TrainData:
     visual: VisualInputs  # per-source visual input of a batch (frames or cached CLIP embeddings)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     clap: ClapTargets | None = None  # cached CLAP embeddings of the training mixtures (alignment)
+    spectral_cache: SpectralCache | None = None  # the spectral targets of repeating mixtures, computed once each
 
 
 @dataclass
@@ -64,7 +66,9 @@ def make_batch(data: TrainData, step: int, batch_size: int, align: bool = False,
         clap = data.clap(data.sampler.keys(step, batch_size, rank_offset))
     batch = HFRABatch(audio[:, :, 0], gains, visual, clap)
     if spectral:
-        batch.spectral = _spectral(batch, data.frontend)
+        cache = data.spectral_cache
+        batch.spectral = (_spectral(batch, data.frontend) if cache is None
+                          else cache.spectral(step, batch_size, rank_offset, batch.audio, gains, data.frontend))
     return batch
 
 

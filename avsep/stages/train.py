@@ -12,6 +12,7 @@ from avsep.data.store import ClipStore
 from avsep.encoders.cache import cache_meta, cache_weights_label
 from avsep.engine.checkpoint import inference_meta
 from avsep.engine.hfra import HFRATask, TrainData
+from avsep.engine.spectral_cache import SpectralCache
 from avsep.engine.trainer import fit
 
 
@@ -41,7 +42,8 @@ def train(
             raise ValueError(f"model {model} has align_lambda={v.align_lambda} but no CLAP cache was given")
         clap = ClapTargets(*clap_cache)
         meta["clap_weights"] = cache_weights_label(clap_cache[0])
-    data = TrainData(store=store, sampler=sampler, visual=visual, frontend=p.frontend, clap=clap)
+    cache = SpectralCache.for_draws(sampler.content_keys, sampler.content, p.frontend, int(p.mixing["num_sources"]))
+    data = TrainData(store=store, sampler=sampler, visual=visual, frontend=p.frontend, clap=clap, spectral_cache=cache)
     out = Path(out_ckpt)
     final = fit(HFRATask(v.separator, data, v.align_lambda), cfg, out.parent, meta)
     if final != out:
