@@ -51,11 +51,20 @@ def audio_features(
     ``warp(cos IPD)`` / ``warp(sin IPD)`` in the order of ``ipd_features``, identical for both ears. The
     complex STFT ``(B, E, F, T)`` is returned for the masking.
     """
+    feats, spec, _ = features_and_magnitude(mixture, cfg, ipd, ipd_features)
+    return feats, spec
+
+
+def features_and_magnitude(
+    mixture: torch.Tensor, cfg: FrontendConfig, ipd: bool, ipd_features: Sequence[str] = ("cos",)
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`audio_features` and the warped magnitude ``warp(|X|)`` ``(B, E, W, T)`` its log channel is made from."""
     if mixture.dim() != 3:
         raise ValueError(f"mixture must be (B, ears, L), got {tuple(mixture.shape)}")
     spec = stft(mixture, cfg)
     b, e = spec.shape[:2]
-    log_mag = torch.log(warp(spec.abs(), cfg) + LOG_EPS)  # (B, E, W, T)
+    mag = warp(spec.abs(), cfg)
+    log_mag = torch.log(mag + LOG_EPS)  # (B, E, W, T)
     chans = [log_mag]
     if ipd:
         if e != 2:
@@ -65,4 +74,4 @@ def audio_features(
         for name in ipd_features:
             ch = warp(fn[name](phase).unsqueeze(1), cfg)  # (B, 1, W, T)
             chans.append(ch.expand(b, e, *ch.shape[-2:]))
-    return torch.stack(chans, dim=2), spec
+    return torch.stack(chans, dim=2), spec, mag

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from avsep.audio.binaural import audio_features
+from avsep.audio.binaural import audio_features, features_and_magnitude
 from avsep.audio.frontend import FrontendConfig, masked_istft, stft, unwarp, warp
 from avsep.data.binaural_batches import Batch
 from avsep.models.lavss.network import LAVSSNet
@@ -159,14 +159,13 @@ def loss_targets(batch: Batch, frontend: FrontendConfig, ipd: bool, ipd_features
     """The network input, mixture STFT, eq. 7 masks and (``weighting="magnitude"``) bin weights of ``batch``, for a
     model with ``ipd``/``ipd_features``."""
     _check_weighting(weighting)
-    feats, spec = audio_features(batch.mixture, frontend, ipd, ipd_features)
+    feats, spec, mix_w = features_and_magnitude(batch.mixture, frontend, ipd, ipd_features)
     b, n, e = batch.sources.shape[:3]
     src_w = warp(stft(batch.sources, frontend).abs().reshape(b * n * e, 1, spec.shape[-2], spec.shape[-1]), frontend)
     gt = gt_masks(src_w.view(b, n, e, *src_w.shape[-2:]))
     w = None
-    if weighting == "magnitude":
-        mix_w = warp(spec.abs().reshape(b * e, 1, spec.shape[-2], spec.shape[-1]), frontend).view(b, 1, e, -1, spec.shape[-1])
-        w = torch.clamp(torch.log1p(mix_w), 1e-3, 10.0)
+    if weighting == "magnitude":  # the mixture's warped magnitude of the network input, (B, E, W, T) -> (B, 1, E, W, T)
+        w = torch.clamp(torch.log1p(mix_w.unsqueeze(1)), 1e-3, 10.0)
     return LAVSSTargets(feats, spec, gt, w)
 
 

@@ -91,13 +91,24 @@ class _LateFusionEars(torch.autograd.Function):
     def forward(ctx, dec: torch.Tensor, weights: torch.Tensor, b: int, n: int, e: int) -> torch.Tensor:
         shared = dec.shape[0] == b * e  # one decoder pass per ear, shared by the sources
         k, w, t = dec.shape[1:]
-        feats = (dec.view(b, 1, e, k, w, t).expand(b, n, e, k, w, t) if shared
-                 else dec.view(b, e, n, k, w, t).transpose(1, 2))
+        ctx.dims = (b, n, e, k, w, t, shared)
+        ctx.channels_last = memory_format_of(dec) == torch.channels_last
+        if not shared:
+            # one pass per (ear, source): each pass's maps as the matrix they are in memory, (B E N, W T, k)
+            # channels-last or (B E N, k, W T), times its source's weights; no copy of the maps
+            pw = weights.view(b, 1, n, k).expand(b, e, n, k).reshape(b * e * n, k, 1)
+            if ctx.channels_last:
+                m = dec.permute(0, 2, 3, 1).reshape(b * e * n, w * t, k)
+                out = torch.bmm(m, pw)
+            else:
+                m = dec.reshape(b * e * n, k, w * t)
+                out = torch.bmm(pw.transpose(1, 2), m)
+            ctx.save_for_backward(m, weights)
+            return out.view(b, e, n, w, t).transpose(1, 2).contiguous()
+        feats = dec.view(b, 1, e, k, w, t).expand(b, n, e, k, w, t)
         # the (B N, E W T, k) matrix of every source (what autograd keeps for the plain einsum's weight gradient)
         a = feats.permute(0, 1, 2, 4, 5, 3).contiguous().view(b * n, e * w * t, k)
         ctx.save_for_backward(a, weights)
-        ctx.dims = (b, n, e, k, w, t, shared)
-        ctx.channels_last = memory_format_of(dec) == torch.channels_last
         return torch.bmm(a, weights.reshape(b * n, k, 1)).view(b, n, e, w, t)
 
     @staticmethod
@@ -122,7 +133,12 @@ class _LateFusionEars(torch.autograd.Function):
                 torch.mul(gv.transpose(1, 2), vv.transpose(1, 2), out=grad_dec)
             grad_dec = grad_dec.view(-1, k, w, t)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.bmm(a.transpose(1, 2), g.view(b * n, e * w * t, 1)).view(b * n, k)
+            if shared:
+                grad_w = torch.bmm(a.transpose(1, 2), g.view(b * n, e * w * t, 1)).view(b * n, k)
+            else:  # per pass (the maps as saved), then summed over the ears
+                gp = g.transpose(1, 2).reshape(b * e * n, w * t, 1)
+                per_pass = torch.bmm(a.transpose(1, 2) if ctx.channels_last else a, gp)  # (B E N, k, 1)
+                grad_w = per_pass.view(b, e, n, k).sum(dim=1).reshape(b * n, k)
         return grad_dec, grad_w, None, None, None
 
 
