@@ -1,7 +1,7 @@
 # LAVSS (binaural, location-guided separation; params `lavss:`): seeded test lists, monaural pre-training on
 # the mono dataset, training of every table row on the binaural dataset, per-ear evaluation, tables 1-4 with
 # the paper's numbers beside them, and spectrogram figures. The logic is in avsep/stages/lavss.py.
-from avsep.config.lavss import enabled_section, trained_variants
+from avsep.config.lavss import MIXTURE_KINDS, enabled_section, trained_variants
 
 # The lavss section, checked; None with the reason when it cannot run here (rule lavss_disabled then explains).
 LAVSS, LAVSS_DISABLED = enabled_section(config)
@@ -120,27 +120,27 @@ if LAVSS is not None:
         script:
             "../workflow_scripts/lavss_train.py"
 
+    # Both test lists of a method in one job (the clips, the model and the imports loaded once).
     rule lavss_evaluate:
         input:
             unpack(lambda w: lavss_eval_inputs(w.method)),
             manifest=f"data/{LAVSS_DS}/extract/manifest.parquet",
             boxes=box_inputs(LAVSS_BOXES, LAVSS_DS),
-            mixtures=f"data/{LAVSS_DS}/lavss/mixtures_{{kind}}.parquet",
+            mixtures=expand("data/{ds}/lavss/mixtures_{kind}.parquet", ds=LAVSS_DS, kind=MIXTURE_KINDS),
             code=code("lavss_evaluate"),
         output:
-            per_mixture=f"results/lavss_eval/{LAVSS_DS}/{{kind}}/{{method}}.parquet",
-            summary=f"results/lavss_eval/{LAVSS_DS}/{{kind}}/{{method}}.json",
+            per_mixture=expand("results/lavss_eval/{ds}/{kind}/{{method}}.parquet", ds=LAVSS_DS, kind=MIXTURE_KINDS),
+            summary=expand("results/lavss_eval/{ds}/{kind}/{{method}}.json", ds=LAVSS_DS, kind=MIXTURE_KINDS),
         wildcard_constraints:
-            kind="different|same_type",
             method="|".join(re.escape(m) for m in LAVSS_METHODS),
         params:
             shared=LAVSS_SHARED,
             method=lambda w: LAVSS_MODELS.get(w.method, MIX_GT),
             evaluate=LAVSS["evaluate"],
         log:
-            "logs/lavss/evaluate/{kind}/{method}.log",
+            "logs/lavss/evaluate/{method}.log",
         benchmark:
-            "logs/benchmarks/lavss/evaluate/{kind}/{method}.tsv"
+            "logs/benchmarks/lavss/evaluate/{method}.tsv"
         threads: 1
         resources:
             mem_mb=3000,

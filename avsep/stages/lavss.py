@@ -138,9 +138,10 @@ def _weights(lp: LAVSSParams, v: Variant) -> str:
     return f"mono pre-trained on {lp.pretrain_dataset} ({v.pretrain}){star}"
 
 
-def lavss_evaluate(p: Params, method: str, kind: str, manifest: str | Path, box_files: Sequence[str],
-                   mixtures: str | Path, ckpt: str | Path | None, out_parquet: str | Path, out_json: str | Path) -> dict:
-    """Score ``method`` (a ``lavss.models`` entry or ``mix_gt``) on a test list, per ear."""
+def lavss_evaluate(p: Params, method: str, manifest: str | Path, box_files: Sequence[str],
+                   lists: Sequence[tuple[str, str | Path, str | Path, str | Path]], ckpt: str | Path | None) -> list[dict]:
+    """Score ``method`` (a ``lavss.models`` entry or ``mix_gt``) per ear on each test list of ``lists``: tuples
+    ``(kind, mixtures, out_parquet, out_json)``. One job scores both lists: the clips and the model are loaded once."""
     lp = p.lavss
     data = lavss_data(p, lp.dataset, manifest, box_files)
     model = None
@@ -152,16 +153,19 @@ def lavss_evaluate(p: Params, method: str, kind: str, manifest: str | Path, box_
             raise ValueError(f"lavss.models.{method} needs a checkpoint to be scored")
         model, _ = load_lavss(ckpt)
         weights, label = _weights(lp, v), v.label
-    per_mix = evaluate_lavss(model, data, pd.read_parquet(mixtures), lp.batch_size_eval, lp.mask_threshold,
-                             desc=f"evaluate {method} ({kind})")
-    write_parquet(per_mix, out_parquet)
-    summary = {**summarize_ears(per_mix), "method": method, "label": label, "kind": kind, "dataset": lp.dataset,
-               "boxes": data.boxes.label, "weights": weights, "mask_threshold": lp.mask_threshold}
-    write_json(summary, out_json)
-    print(f"evaluate {lp.dataset}/{method} ({kind}): SDR {summary['sdr']:.2f} (L {summary['sdr_left']:.2f}, "
-          f"R {summary['sdr_right']:.2f}) SIR {summary['sir']:.2f} (scored {summary['n_scored']}, "
-          f"skipped {summary['n_skipped']})", flush=True)
-    return summary
+    summaries = []
+    for kind, mixtures, out_parquet, out_json in lists:
+        per_mix = evaluate_lavss(model, data, pd.read_parquet(mixtures), lp.batch_size_eval, lp.mask_threshold,
+                                 desc=f"evaluate {method} ({kind})")
+        write_parquet(per_mix, out_parquet)
+        summary = {**summarize_ears(per_mix), "method": method, "label": label, "kind": kind, "dataset": lp.dataset,
+                   "boxes": data.boxes.label, "weights": weights, "mask_threshold": lp.mask_threshold}
+        write_json(summary, out_json)
+        print(f"evaluate {lp.dataset}/{method} ({kind}): SDR {summary['sdr']:.2f} (L {summary['sdr_left']:.2f}, "
+              f"R {summary['sdr_right']:.2f}) SIR {summary['sir']:.2f} (scored {summary['n_scored']}, "
+              f"skipped {summary['n_skipped']})", flush=True)
+        summaries.append(summary)
+    return summaries
 
 
 def lavss_table(p: Params, name: str, summaries: list[str], per_mixture: list[str], out_csv: str | Path,
