@@ -7,13 +7,13 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import micro_params
+from workflow_helpers import micro_clips, micro_params
 
 from avsep.config.params import Params
 from avsep.core.io import read_manifest, write_parquet
 from avsep.data.mixtures import make_train_mixtures
 from avsep.engine import checkpoint
-from avsep.stages import data, train
+from avsep.stages import train
 
 # Per-process BatchNorm statistics (on CPU; GPUs use SyncBatchNorm) are the only difference between
 # the two runs, so the loss curves agree closely but not bit for bit.
@@ -26,9 +26,7 @@ def setup(tmp_path_factory):
     raw = micro_params()
     raw["train"].update(steps=4, batch_size=4, lr_milestones=[3], checkpoint_every=2, log_every=1)
     p = Params(raw)
-    data.synth(p, "synth-music", root / "raw/manifest.parquet")
-    manifest = root / "extract/manifest.parquet"
-    data.extract(p, "synth-music", root / "raw/manifest.parquet", manifest)
+    manifest = micro_clips(p, root)
     table = make_train_mixtures(read_manifest(manifest), steps=4, batch_size=4, num_sources=2, seed=p.seed,
                                 crop=p.crop(p.model("sop").separator.visual.n_frames), gain_range=(0.5, 1.5),
                                 per_epoch=16, distinct_epochs=None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from workflow_helpers import micro_params
+from workflow_helpers import micro_clips, micro_params
 
 from avsep.config.params import Params
 from avsep.core.io import read_manifest
@@ -17,18 +17,14 @@ from avsep.engine import checkpoint
 from avsep.engine.hfra import HFRATask, TrainData, make_batch
 from avsep.engine.spectral_cache import SpectralCache, item_bytes
 from avsep.engine.trainer import fit
-from avsep.stages import data
 
 STEPS, BATCH = 12, 3
 
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    root = tmp_path_factory.mktemp("micro")
     p = Params(micro_params())
-    data.synth(p, "synth-music", root / "raw/manifest.parquet")
-    data.extract(p, "synth-music", root / "raw/manifest.parquet", root / "extract/manifest.parquet")
-    manifest = root / "extract/manifest.parquet"
+    manifest = micro_clips(p, tmp_path_factory.mktemp("micro"))
     v = p.models["sop"].separator.visual
     # 5 mixtures an epoch, 2 distinct epochs: 10 distinct mixtures for 36 draws; 5 is not a multiple of the batch,
     # so batches mix kept and new mixtures. 2 mixtures an epoch, 1 distinct: each batch of 3 holds one of them twice

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from workflow_helpers import micro_params
+from workflow_helpers import micro_clips, micro_params
 
 from avsep.config.params import Params
 from avsep.core.io import read_manifest
@@ -17,16 +17,12 @@ from avsep.engine import checkpoint
 from avsep.engine.hfra import HFRATask, TrainData
 from avsep.engine.trainer import fit
 from avsep.evaluation.inference import separate
-from avsep.stages import data
 
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    root = tmp_path_factory.mktemp("micro")
     p = Params(micro_params())
-    data.synth(p, "synth-music", root / "raw/manifest.parquet")
-    data.extract(p, "synth-music", root / "raw/manifest.parquet", root / "extract/manifest.parquet")
-    return p, root / "extract/manifest.parquet"
+    return p, micro_clips(p, tmp_path_factory.mktemp("micro"))
 
 
 def _data(p: Params, manifest: Path) -> TrainData:

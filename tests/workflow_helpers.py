@@ -57,6 +57,16 @@ def micro_params() -> dict[str, Any]:
     return p
 
 
+def micro_clips(p: Any, root: Path) -> Path:
+    """The micro ``synth-music`` clips rendered and extracted by the real stages under ``root``; the extract
+    manifest's path."""
+    from avsep.stages import data
+
+    data.synth(p, "synth-music", root / "raw/manifest.parquet")
+    data.extract(p, "synth-music", root / "raw/manifest.parquet", root / "extract/manifest.parquet")
+    return root / "extract/manifest.parquet"
+
+
 def write_params(dest: Path, params: dict[str, Any]) -> None:
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
