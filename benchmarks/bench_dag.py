@@ -13,8 +13,8 @@ measured: commit first) and there
 3. changes ``train.lr`` in the clone's ``params.yaml`` and asks Snakemake (``-n``) what it would rerun:
    exactly the training jobs, the evaluations of the trained models and the tables built on them, not the
    data, cache or baseline jobs;
-4. reads every job's ``logs/benchmarks/**.tsv`` (Snakemake's benchmark files) and reports the peak RSS of
-   each stage (target: every stage < 4 GiB) and the CPU seconds per stage.
+4. reads every job's ``logs/benchmarks/**.tsv`` (its usage log, written by ``avsep.stages.context.rule_context``)
+   and reports the peak RSS of each stage (target: every stage < 4 GiB) and the CPU seconds per stage.
 
 Timings are not tests: they depend on the machine and what else runs on it. ``run(argv)`` returns the
 figures as records for ``benchmarks/run_all.py``; ``main()`` prints them.

@@ -28,8 +28,7 @@ rule synth:
         seed=config["seed"],
     log:
         "logs/synth/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/synth/{dataset}.tsv"
+        usage="logs/benchmarks/synth/{dataset}.tsv",
     threads: 2  # clips render in parallel processes (the files do not depend on it)
     resources:
         mem_mb=2000,
@@ -50,8 +49,7 @@ rule metadata:
         metadata=lambda w: config["datasets"][w.dataset]["metadata"],
     log:
         "logs/metadata/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/metadata/{dataset}.tsv"
+        usage="logs/benchmarks/metadata/{dataset}.tsv",
     threads: 1
     conda:
         "../envs/data.yaml"
@@ -72,8 +70,7 @@ rule clips:
         seed=config["seed"],
     log:
         "logs/clips/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/clips/{dataset}.tsv"
+        usage="logs/benchmarks/clips/{dataset}.tsv",
     threads: 1
     conda:
         "../envs/data.yaml"
@@ -94,8 +91,7 @@ checkpoint download:
         sample_rate=config["audio"]["sample_rate"],
     log:
         "logs/download/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/download/{dataset}.tsv"
+        usage="logs/benchmarks/download/{dataset}.tsv",
     threads: 1
     conda:
         "../envs/data.yaml"
@@ -114,8 +110,7 @@ rule extract:
         binaural=lambda w: config["datasets"][w.dataset]["binaural"],
     log:
         "logs/extract/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/extract/{dataset}.tsv"
+        usage="logs/benchmarks/extract/{dataset}.tsv",
     threads: 2
     resources:
         mem_mb=2000,

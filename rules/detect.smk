@@ -25,8 +25,7 @@ rule train_detector:
         seed=config["seed"],
     log:
         "logs/train_detector/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/train_detector/{dataset}.tsv"
+        usage="logs/benchmarks/train_detector/{dataset}.tsv",
     threads: config["threads"]
     resources:
         mem_mb=4000,
@@ -48,8 +47,7 @@ rule detector_report:
         device=DETECT["device"],
     log:
         "logs/detector_report/detector.log",
-    benchmark:
-        "logs/benchmarks/detector_report/detector.tsv"
+        usage="logs/benchmarks/detector_report/detector.tsv",
     threads: config["threads"]
     resources:
         mem_mb=4000,
@@ -73,8 +71,7 @@ rule detect:
         fps=config["audio"]["fps"],
     log:
         "logs/detect/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/detect/{dataset}.tsv"
+        usage="logs/benchmarks/detect/{dataset}.tsv",
     threads: config["threads"]
     resources:
         mem_mb=4000,

@@ -16,8 +16,7 @@ rule train_mixtures:
         n_frames=config["model_defaults"]["n_frames"],
     log:
         "logs/train_mixtures/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/train_mixtures/{dataset}.tsv"
+        usage="logs/benchmarks/train_mixtures/{dataset}.tsv",
     conda:
         "../envs/embed.yaml"
     script:
@@ -41,8 +40,7 @@ rule clip_cache:
         seed=config["seed"],
     log:
         "logs/clip_cache/{dataset}/{split}.log",
-    benchmark:
-        "logs/benchmarks/clip_cache/{dataset}/{split}.tsv"
+        usage="logs/benchmarks/clip_cache/{dataset}/{split}.tsv",
     priority: 1  # every CLIP variant's training waits for it
     threads: config["threads"]
     resources:
@@ -73,8 +71,7 @@ rule clap_cache:
         seed=config["seed"],
     log:
         "logs/clap_cache/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/clap_cache/{dataset}.tsv"
+        usage="logs/benchmarks/clap_cache/{dataset}.tsv",
     priority: 2  # the longest chain: CLAP cache -> aligned training -> its evaluation (benchmarks/README.md)
     threads: config["threads"]
     resources:

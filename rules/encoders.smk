@@ -28,8 +28,7 @@ rule synth_pretrain:
         seed=config["seed"],
     log:
         "logs/encoders/synth_pretrain.log",
-    benchmark:
-        "logs/benchmarks/encoders/synth_pretrain.tsv"
+        usage="logs/benchmarks/encoders/synth_pretrain.tsv",
     threads: 2  # clips render in parallel processes (the files do not depend on it)
     resources:
         mem_mb=2000,
@@ -53,8 +52,7 @@ rule pretrain_clip:
         threads=config["threads"],  # the weights depend on the thread count (float sums split differently)
     log:
         "logs/encoders/pretrain_clip.log",
-    benchmark:
-        "logs/benchmarks/encoders/pretrain_clip.tsv"
+        usage="logs/benchmarks/encoders/pretrain_clip.tsv",
     priority: 3  # the CLIP caches (and every CLIP variant) wait for it
     threads: config["threads"]
     resources:
@@ -79,8 +77,7 @@ rule pretrain_clap:
         threads=config["threads"],
     log:
         "logs/encoders/pretrain_clap.log",
-    benchmark:
-        "logs/benchmarks/encoders/pretrain_clap.tsv"
+        usage="logs/benchmarks/encoders/pretrain_clap.tsv",
     priority: 3  # the CLAP caches (and aligned training) wait for it
     threads: config["threads"]
     resources:
@@ -108,8 +105,7 @@ rule encoders_table:
         seed=config["seed"],
     log:
         "logs/encoders/encoders_table.log",
-    benchmark:
-        "logs/benchmarks/encoders/encoders_table.tsv"
+        usage="logs/benchmarks/encoders/encoders_table.tsv",
     threads: config["threads"]
     resources:
         mem_mb=3000,

@@ -15,8 +15,7 @@ rule evaluate:
         evaluate=config["evaluate"],
     log:
         "logs/evaluate/{dataset}/{model}.log",
-    benchmark:
-        "logs/benchmarks/evaluate/{dataset}/{model}.tsv"
+        usage="logs/benchmarks/evaluate/{dataset}/{model}.tsv",
     threads: config["threads"]
     resources:
         mem_mb=4000,
@@ -40,8 +39,7 @@ rule evaluate_baseline:
         seed=config["seed"],
     log:
         "logs/evaluate/{dataset}/{baseline}.log",
-    benchmark:
-        "logs/benchmarks/evaluate/{dataset}/{baseline}.tsv"
+        usage="logs/benchmarks/evaluate/{dataset}/{baseline}.tsv",
     resources:
         mem_mb=2000,
     conda:

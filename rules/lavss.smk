@@ -34,8 +34,7 @@ if LAVSS is not None:
             pool={k: LAVSS.get(k) for k in ("labels", "split", "seeded_split", "detected_labels")},
         log:
             "logs/lavss/clips.log",
-        benchmark:
-            "logs/benchmarks/lavss/clips.tsv"
+            usage="logs/benchmarks/lavss/clips.tsv",
         conda:
             "../envs/train.yaml"
         script:
@@ -56,8 +55,7 @@ if LAVSS is not None:
             fps=config["audio"]["fps"],
         log:
             "logs/lavss/mixtures.log",
-        benchmark:
-            "logs/benchmarks/lavss/mixtures.tsv"
+            usage="logs/benchmarks/lavss/mixtures.tsv",
         conda:
             "../envs/train.yaml"
         script:
@@ -83,8 +81,7 @@ if LAVSS is not None:
             fps=config["audio"]["fps"],
         log:
             "logs/lavss/pretrain/{pre}.log",
-        benchmark:
-            "logs/benchmarks/lavss/pretrain/{pre}.tsv"
+            usage="logs/benchmarks/lavss/pretrain/{pre}.tsv",
         threads: 1
         resources:
             mem_mb=3000,
@@ -110,8 +107,7 @@ if LAVSS is not None:
             fps=config["audio"]["fps"],
         log:
             "logs/lavss/train/{variant}.log",
-        benchmark:
-            "logs/benchmarks/lavss/train/{variant}.tsv"
+            usage="logs/benchmarks/lavss/train/{variant}.tsv",
         threads: 1
         resources:
             mem_mb=3000,
@@ -139,8 +135,7 @@ if LAVSS is not None:
             evaluate=LAVSS["evaluate"],
         log:
             "logs/lavss/evaluate/{method}.log",
-        benchmark:
-            "logs/benchmarks/lavss/evaluate/{method}.tsv"
+            usage="logs/benchmarks/lavss/evaluate/{method}.tsv",
         threads: 1
         resources:
             mem_mb=3000,
@@ -163,8 +158,7 @@ if LAVSS is not None:
             rows=lambda w: {m: LAVSS_MODELS.get(m, MIX_GT) for m in LAVSS["tables"][w.ltable]},
         log:
             "logs/lavss/{ltable}.log",
-        benchmark:
-            "logs/benchmarks/lavss/{ltable}.tsv"
+            usage="logs/benchmarks/lavss/{ltable}.tsv",
         conda:
             "../envs/train.yaml"
         script:
@@ -187,8 +181,7 @@ if LAVSS is not None:
             evaluate=LAVSS["evaluate"],
         log:
             "logs/lavss/figure_{kind}.log",
-        benchmark:
-            "logs/benchmarks/lavss/figure_{kind}.tsv"
+            usage="logs/benchmarks/lavss/figure_{kind}.tsv",
         conda:
             "../envs/train.yaml"
         script:
@@ -205,8 +198,7 @@ elif LAVSS_DISABLED is not None:
             reason=LAVSS_DISABLED,
         log:
             "logs/lavss/disabled_{anything}.log",
-        benchmark:
-            "logs/benchmarks/lavss/disabled_{anything}.tsv"
+            usage="logs/benchmarks/lavss/disabled_{anything}.tsv",
         conda:
             "../envs/train.yaml"
         script:

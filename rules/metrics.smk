@@ -18,8 +18,7 @@ rule table_metrics:
         table="|".join([*config["tables"], *(config.get("lavss") or {}).get("tables", {})]) or "(?!)",
     log:
         "logs/metrics/{table}.log",
-    benchmark:
-        "logs/benchmarks/metrics/{table}.tsv"
+        usage="logs/benchmarks/metrics/{table}.tsv",
     conda:
         "../envs/report.yaml"
     script:
@@ -47,8 +46,7 @@ rule table_plots:
         num_sources=config["mixing"]["num_sources"],
     log:
         "logs/plots/{table}.log",
-    benchmark:
-        "logs/benchmarks/plots/{table}.tsv"
+        usage="logs/benchmarks/plots/{table}.tsv",
     conda:
         "../envs/report.yaml"
     script:

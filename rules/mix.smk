@@ -13,8 +13,7 @@ rule test_mixtures:
         n_frames=config["model_defaults"]["n_frames"],
     log:
         "logs/test_mixtures/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/test_mixtures/{dataset}.tsv"
+        usage="logs/benchmarks/test_mixtures/{dataset}.tsv",
     conda:
         "../envs/train.yaml"
     script:

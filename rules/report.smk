@@ -16,8 +16,7 @@ rule separation_table:
         labels=lambda w: method_labels(config, config["tables"][w.table]["methods"]),
     log:
         "logs/report/{table}.log",
-    benchmark:
-        "logs/benchmarks/report/{table}.tsv"
+        usage="logs/benchmarks/report/{table}.tsv",
     conda:
         "../envs/report.yaml"
     script:
@@ -39,8 +38,7 @@ rule probe_table:
         table=config["tables"].get("table4"),
     log:
         "logs/report/table4.log",
-    benchmark:
-        "logs/benchmarks/report/table4.tsv"
+        usage="logs/benchmarks/report/table4.tsv",
     conda:
         "../envs/train.yaml"
     script:
@@ -62,8 +60,7 @@ rule gap_table:
         table=config["tables"].get("table5"),
     log:
         "logs/report/table5.log",
-    benchmark:
-        "logs/benchmarks/report/table5.tsv"
+        usage="logs/benchmarks/report/table5.tsv",
     conda:
         "../envs/train.yaml"
     script:
@@ -85,8 +82,7 @@ rule per_instrument_table:
         table=config["tables"].get("tableA1"),
     log:
         "logs/report/tableA1.log",
-    benchmark:
-        "logs/benchmarks/report/tableA1.tsv"
+        usage="logs/benchmarks/report/tableA1.tsv",
     conda:
         "../envs/report.yaml"
     script:
@@ -101,8 +97,7 @@ rule acoustics:
         "data/{dataset}/acoustics.parquet",
     log:
         "logs/report/acoustics/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/report/acoustics/{dataset}.tsv"
+        usage="logs/benchmarks/report/acoustics/{dataset}.tsv",
     conda:
         "../envs/report.yaml"
     script:
@@ -121,8 +116,7 @@ rule figure1:
         figure=config.get("figures", {}).get("figure1"),
     log:
         "logs/report/figure1.log",
-    benchmark:
-        "logs/benchmarks/report/figure1.tsv"
+        usage="logs/benchmarks/report/figure1.tsv",
     conda:
         "../envs/report.yaml"
     script:
@@ -140,8 +134,7 @@ rule figure3:
         figure=config.get("figures", {}).get("figure3"),
     log:
         "logs/report/figure3.log",
-    benchmark:
-        "logs/benchmarks/report/figure3.tsv"
+        usage="logs/benchmarks/report/figure3.tsv",
     conda:
         "../envs/train.yaml"
     script:

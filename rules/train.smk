@@ -15,8 +15,7 @@ rule train:
         seed=lambda w: train_seed(w.model),  # the run's training seed (params seeds:); data and mixtures use `seed`
     log:
         "logs/train/{dataset}/{model}.log",
-    benchmark:
-        "logs/benchmarks/train/{dataset}/{model}.tsv"
+        usage="logs/benchmarks/train/{dataset}/{model}.tsv",
     threads: config["threads"]
     resources:
         mem_mb=4000,

@@ -58,6 +58,16 @@ def test_dag_runs_end_to_end_then_has_nothing_to_do(first_run):
 
     # Every stage logged, and the extract stage printed its counts.
     assert "extract synth-music: ok=22 failed=0" in (tmp_path / "logs/extract/synth-music.log").read_text()
+    # Every job recorded its usage (rule_context: wall, peak RSS, CPU), the training's in full.
+    usage = {f.relative_to(tmp_path / "logs/benchmarks").as_posix(): pd.read_csv(f, sep="\t")
+             for f in (tmp_path / "logs/benchmarks").rglob("*.tsv")}
+    assert {"synth/synth-music.tsv", "extract/synth-music.tsv", "train/synth-music/sop.tsv",
+            "evaluate/synth-music/sop.tsv", "report/table1.tsv"} <= set(usage)
+    for name, u in usage.items():
+        assert list(u.columns) == ["s", "h:m:s", "max_rss", "cpu_time", "user", "system"] and len(u) == 1, name
+        assert u["s"].iloc[0] > 0 and u["max_rss"].iloc[0] > 0 and u["cpu_time"].iloc[0] > 0, name
+    train = usage["train/synth-music/sop.tsv"].iloc[0]
+    assert train["max_rss"] > 100 and train["cpu_time"] > 1  # torch, the model and the clips: not a bare Python
     assert (tmp_path / "models/synth-music/sop/train_log.csv").exists()
     assert not (tmp_path / "models/synth-music/sop/state.pt").exists()  # resume state removed at the end
 
