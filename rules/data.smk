@@ -30,6 +30,7 @@ rule synth:
         "logs/synth/{dataset}.log",
         usage="logs/benchmarks/synth/{dataset}.tsv",
     threads: 2  # clips render in parallel processes (the files do not depend on it)
+    priority: 10  # two-core data jobs first, while both cores are free (scheduling only)
     resources:
         mem_mb=2000,
     conda:
@@ -112,6 +113,7 @@ rule extract:
         "logs/extract/{dataset}.log",
         usage="logs/benchmarks/extract/{dataset}.tsv",
     threads: 2
+    priority: 10  # two-core data jobs first, while both cores are free (scheduling only)
     resources:
         mem_mb=2000,
     conda:

@@ -30,6 +30,7 @@ rule synth_pretrain:
         "logs/encoders/synth_pretrain.log",
         usage="logs/benchmarks/encoders/synth_pretrain.tsv",
     threads: 2  # clips render in parallel processes (the files do not depend on it)
+    priority: 10  # two-core data jobs first, while both cores are free (scheduling only)
     resources:
         mem_mb=2000,
     conda:
