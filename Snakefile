@@ -1,11 +1,10 @@
 # avsep: audio-visual separation pipeline (HFRA, LAVSS). Wiring only: the logic lives in the avsep package.
-import os
-
 from snakemake.utils import min_version, validate
 
-# One BLAS thread per job: metrics are bit-reproducible and jobs do not oversubscribe the cores.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from avsep.core.job_env import apply_job_env
+
+# What every job starts with: one BLAS thread, and freed memory kept in the process (avsep/core/job_env.py).
+apply_job_env()
 
 min_version("9.0")
 
