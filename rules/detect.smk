@@ -27,6 +27,7 @@ rule train_detector:
         "logs/train_detector/{dataset}.log",
         usage="logs/benchmarks/train_detector/{dataset}.tsv",
     threads: config["threads"]
+    priority: 2  # every LAVSS job waits for the detected boxes
     resources:
         mem_mb=4000,
     conda:

@@ -83,6 +83,7 @@ if LAVSS is not None:
             "logs/lavss/pretrain/{pre}.log",
             usage="logs/benchmarks/lavss/pretrain/{pre}.tsv",
         threads: 1
+        priority: 2  # the pre-trained LAVSS variants wait for it
         resources:
             mem_mb=3000,
         conda:
@@ -109,6 +110,7 @@ if LAVSS is not None:
             "logs/lavss/train/{variant}.log",
             usage="logs/benchmarks/lavss/train/{variant}.tsv",
         threads: 1
+        priority: 1  # long jobs before the short evaluations, so that no training is left to run alone at the end
         resources:
             mem_mb=3000,
         conda:

@@ -17,6 +17,7 @@ rule train:
         "logs/train/{dataset}/{model}.log",
         usage="logs/benchmarks/train/{dataset}/{model}.tsv",
     threads: config["threads"]
+    priority: 1  # long jobs before the short evaluations, so that no training is left to run alone at the end
     resources:
         mem_mb=4000,
     conda:
