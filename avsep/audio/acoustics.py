@@ -98,10 +98,13 @@ def estimate_f0(
     lo, hi = _f0_range(sample_rate, fmin, fmax)
     frame_length = frame_length or default_frame_length(sample_rate)
     hop_length = hop_length or frame_length // 4
-    f0, voiced, _ = librosa.pyin(
-        arr, fmin=lo, fmax=hi, sr=sample_rate, frame_length=frame_length,
-        hop_length=hop_length, center=True, pad_mode="constant",
-    )
+    from avsep.audio.viterbi import banded_viterbi_in_librosa
+
+    with banded_viterbi_in_librosa():  # the same states, decoded over the transition band (avsep/audio/viterbi.py)
+        f0, voiced, _ = librosa.pyin(
+            arr, fmin=lo, fmax=hi, sr=sample_rate, frame_length=frame_length,
+            hop_length=hop_length, center=True, pad_mode="constant",
+        )
     return np.asarray(f0, dtype=np.float64), np.asarray(voiced, dtype=bool)
 
 
