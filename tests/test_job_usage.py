@@ -1,5 +1,6 @@
 """A job's resource usage (avsep.stages.context): what rule_context writes to a rule's `usage` log."""
 
+import json
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 from snakemake.iocontainers import Log  # the class of a script's snakemake.log
 
-from avsep.stages.context import job_usage, process_start, rule_context
+from avsep.stages.context import rule_context
 
 
 class _Smk:
@@ -18,14 +19,23 @@ class _Smk:
         self.config = {}
 
 
-def test_usage_counts_this_process_and_its_children(tmp_path):
-    start = process_start()
-    before = job_usage(start)
-    x = bytearray(300 * 1024 * 1024)  # 300 MiB touched in this process
-    for i in range(0, len(x), 4096):
-        x[i] = 1
-    subprocess.run([sys.executable, "-c", "sum(range(3 * 10**7))"], check=True)  # CPU in a waited-for child
-    after = job_usage(start)
+_COUNT = """
+import json, subprocess, sys
+from avsep.stages.context import job_usage, process_start
+start = process_start()
+before = job_usage(start)
+x = bytearray(300 * 1024 * 1024)  # 300 MiB touched in this process
+for i in range(0, len(x), 4096):
+    x[i] = 1
+subprocess.run([sys.executable, "-c", "sum(range(3 * 10**7))"], check=True)  # CPU in a waited-for child
+print(json.dumps([before, job_usage(start)]))
+"""
+
+
+def test_usage_counts_this_process_and_its_children():
+    # in a process of its own: the test runner's own peak RSS (GBs after other tests) would hide the 300 MiB
+    out = subprocess.run([sys.executable, "-c", _COUNT], capture_output=True, text=True, check=True)
+    before, after = json.loads(out.stdout)
     assert after["max_rss"] >= before["max_rss"] + 250
     assert after["cpu_time"] >= before["cpu_time"] + 0.3
     assert after["s"] >= before["s"] and after["cpu_time"] == pytest.approx(after["user"] + after["system"], abs=0.02)

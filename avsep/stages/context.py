@@ -44,9 +44,24 @@ def job_usage(started: float) -> dict[str, float | str]:
     per_mib = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     wall = time.time() - started
     user, system = me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+    own = _peak_rss_kib()
+    own_mib = own / 1024 if own is not None else me.ru_maxrss / per_mib
     return {"s": round(wall, 4), "h:m:s": time.strftime("%H:%M:%S", time.gmtime(wall)),
-            "max_rss": round(max(me.ru_maxrss, kids.ru_maxrss) / per_mib, 2), "cpu_time": round(user + system, 2),
+            "max_rss": round(max(own_mib, kids.ru_maxrss / per_mib), 2), "cpu_time": round(user + system, 2),
             "user": round(user, 2), "system": round(system, 2)}
+
+
+def _peak_rss_kib() -> int | None:
+    """This process's own peak RSS (``VmHWM``, KiB). Linux's ``ru_maxrss`` of a process starts at its parent's peak
+    (the memory it was forked from): every job would report at least the Snakemake process's ~190 MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def process_start() -> float:
