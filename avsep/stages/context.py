@@ -93,6 +93,23 @@ def write_usage(path: str | os.PathLike[str], usage: dict[str, float | str]) -> 
 
 
 @contextlib.contextmanager
+def _tee_to(path: Path) -> Iterator[None]:
+    """stdout and stderr also into ``path`` inside the block; a failure's traceback goes there too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        old_out, old_err = sys.stdout, sys.stderr
+        sys.stdout = _Tee(f, old_out)  # type: ignore[assignment]
+        sys.stderr = _Tee(f, old_err)  # type: ignore[assignment]
+        try:
+            yield
+        except BaseException:
+            traceback.print_exc()
+            raise
+        finally:
+            sys.stdout, sys.stderr = old_out, old_err
+
+
+@contextlib.contextmanager
 def rule_context(smk: Any) -> Iterator[Params]:
     """Send stdout/stderr of a rule to its log file (and the console), yield the validated params; when the job
     ends well, write its resource usage to the rule's ``usage`` log (:func:`job_usage`).
@@ -102,26 +119,9 @@ def rule_context(smk: Any) -> Iterator[Params]:
     Snakemake process 14 % of a core through the whole default DAG."""
     started = process_start()
     log = getattr(smk, "log", None)
-    logs = list(log) if log is not None else []
     usage = getattr(log, "usage", None) if log is not None else None
-    text_logs = [x for x in logs if x != usage]
-    if not text_logs:
+    text_logs = [x for x in (log or []) if x != usage]
+    with _tee_to(Path(text_logs[0])) if text_logs else contextlib.nullcontext():
         yield Params(smk.config)
-        if usage:
-            write_usage(usage, job_usage(started))
-        return
-    path = Path(text_logs[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        old_out, old_err = sys.stdout, sys.stderr
-        sys.stdout = _Tee(f, old_out)  # type: ignore[assignment]
-        sys.stderr = _Tee(f, old_err)  # type: ignore[assignment]
-        try:
-            yield Params(smk.config)
-        except BaseException:
-            traceback.print_exc()
-            raise
-        finally:
-            sys.stdout, sys.stderr = old_out, old_err
     if usage:
         write_usage(usage, job_usage(started))
